@@ -1,0 +1,25 @@
+"""`python -m redress_intake`: one uvicorn process per container (scale with replicas)."""
+
+from __future__ import annotations
+
+import uvicorn
+from redress_observability.logs import configure_logging
+
+from redress_intake.app import create_app
+from redress_intake.settings import IntakeSettings
+
+
+def main() -> None:
+    settings = IntakeSettings()
+    configure_logging("intake", settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+    )
+
+
+if __name__ == "__main__":
+    main()

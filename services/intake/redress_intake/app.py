@@ -1,0 +1,51 @@
+"""Composition root of intake: settings, producer, routes, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from redress_kafka.producer import EventProducer
+from redress_observability.http import health_router, install_common_http
+
+from redress_intake.api import router
+from redress_intake.idempotency import IdempotencyStore
+from redress_intake.settings import IntakeSettings
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    settings = settings or IntakeSettings()
+    producer = EventProducer(settings.kafka, client_id="intake")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        connecting = asyncio.create_task(producer.start_in_background())
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with suppress(asyncio.CancelledError):
+                await connecting
+            await producer.stop()
+
+    app = FastAPI(
+        title="Redress intake",
+        version="1",
+        description="Takes complaints and appends them to the event log.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.producer = producer
+    app.state.idempotency = IdempotencyStore(
+        ttl_s=settings.idempotency_ttl_s, max_keys=settings.idempotency_max_keys
+    )
+
+    async def readiness() -> dict[str, object]:
+        return {"ok_kafka": await producer.is_connected()}
+
+    install_common_http(app, service="intake")
+    app.include_router(health_router(readiness))
+    app.include_router(router)
+    return app

@@ -1,0 +1,118 @@
+"""Receiving a complaint: the one service function both doors (HTTP, inbound Kafka) use."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from prometheus_client import Counter
+from redress_events import Envelope, derived_event_id
+from redress_events.catalogue import ComplaintReceived, ComplaintSubmission
+from redress_kafka.producer import EventProducer
+from redress_observability.metrics import EVENTS_PUBLISHED
+
+from redress_intake.idempotency import (
+    IdempotencyStore,
+    StoredResponse,
+    complaint_id_for,
+    fingerprint,
+)
+
+COMPLAINTS_RECEIVED = Counter(
+    "redress_complaints_received_total",
+    "Complaints accepted (acknowledged by Kafka), by channel and category",
+    ["channel", "category"],
+)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    complaint_id: uuid.UUID
+    event_id: uuid.UUID
+    replayed: bool
+
+
+def build_received_event(
+    *,
+    submission: ComplaintSubmission,
+    complaint_id: uuid.UUID,
+    event_id: uuid.UUID,
+    source: str,
+    submitted_via: Literal["http", "kafka"],
+    received_at: datetime | None = None,
+) -> Envelope[ComplaintReceived]:
+    received_at = received_at or datetime.now(UTC)
+    data = ComplaintReceived(
+        **submission.model_dump(),
+        complaint_id=complaint_id,
+        received_at=received_at,
+        submitted_via=submitted_via,
+    )
+    return Envelope[ComplaintReceived](
+        id=event_id,
+        source=source,
+        type=data.event_type,
+        subject=str(complaint_id),
+        time=received_at,
+        data=data,
+    )
+
+
+async def receive_complaint(
+    *,
+    submission: ComplaintSubmission,
+    caller: str,
+    idempotency_key: str | None,
+    producer: EventProducer,
+    store: IdempotencyStore,
+    source: str,
+) -> Receipt:
+    """Append ComplaintReceived and return once the broker acknowledged it (acks=all).
+
+    Raises BrokerUnavailable (nothing reported as accepted) or IdempotencyConflict."""
+    if idempotency_key is None:
+        complaint_id = complaint_id_for(caller, None)
+        return await _append(submission, complaint_id, uuid.uuid4(), producer, source)
+
+    body = fingerprint(submission.model_dump_json().encode())
+    async with store.lock(caller, idempotency_key):
+        stored = store.get(caller, idempotency_key, body)
+        if stored is not None:
+            return Receipt(
+                stored.complaint_id, derived_event_id(stored.complaint_id, "received"), True
+            )
+        complaint_id = complaint_id_for(caller, idempotency_key)
+        receipt = await _append(
+            submission, complaint_id, derived_event_id(complaint_id, "received"), producer, source
+        )
+        store.put(caller, idempotency_key, StoredResponse(complaint_id, body, _now()))
+    store.release(caller, idempotency_key)
+    return receipt
+
+
+async def _append(
+    submission: ComplaintSubmission,
+    complaint_id: uuid.UUID,
+    event_id: uuid.UUID,
+    producer: EventProducer,
+    source: str,
+) -> Receipt:
+    envelope = build_received_event(
+        submission=submission,
+        complaint_id=complaint_id,
+        event_id=event_id,
+        source=source,
+        submitted_via="http",
+    )
+    await producer.publish(envelope)
+    EVENTS_PUBLISHED.labels("intake", envelope.topic.value, envelope.type).inc()
+    COMPLAINTS_RECEIVED.labels(submission.channel.value, submission.category).inc()
+    return Receipt(complaint_id, event_id, False)
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()

@@ -1,0 +1,66 @@
+"""Composition root of reporting: store, projector, routes, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from redress_kafka.producer import EventProducer
+from redress_observability.http import health_router, install_common_http
+
+from redress_reporting.api import router
+from redress_reporting.projector import Projector
+from redress_reporting.settings import ReportingSettings
+from redress_reporting.store import ReadModelStore, create_store_engine
+
+
+def create_app(settings: ReportingSettings | None = None) -> FastAPI:
+    settings = settings or ReportingSettings()
+    store = ReadModelStore(create_store_engine(settings.resolved_database_url()))
+    producer = EventProducer(settings.kafka, client_id="reporting")
+    projector = Projector(
+        store=store,
+        kafka=settings.kafka,
+        group_id=settings.group_id,
+        batch_size=settings.batch_size,
+        producer=producer,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        connecting = asyncio.create_task(producer.start_in_background())
+        running = asyncio.create_task(projector.run())
+        try:
+            yield
+        finally:
+            projector.stop()
+            for task in (running, connecting):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            await producer.stop()
+
+    app = FastAPI(
+        title="Redress reporting",
+        version="1",
+        description="Read models projected from the event log.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.projector = projector
+
+    async def readiness() -> dict[str, object]:
+        lag = projector.lag
+        return {
+            "ok_kafka": await producer.is_connected(),
+            "ok_caught_up": lag is not None and lag <= settings.max_ready_lag,
+            "lag": lag,
+        }
+
+    install_common_http(app, service="reporting")
+    app.include_router(health_router(readiness))
+    app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""routing: priority, assignment, SLA clocks, escalation and surge detection (faust-streaming)."""

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from redress_kafka.settings import KafkaSettings
+
+DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
+
+
+class RoutingSettings(BaseSettings):
+    """Every routing setting, from `REDRESS_ROUTING_*` (and `REDRESS_KAFKA_*`) variables."""
+
+    model_config = SettingsConfigDict(env_prefix="REDRESS_ROUTING_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8002, ge=1, le=65535, description="metrics and health port")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    data_dir: Path = Field(default=Path(".run/routing"), description="RocksDB tables live here")
+    app_id: str = Field(default="redress-routing", description="faust app id = consumer group")
+    source: str = "/redress/routing"
+    rules_file: Path = DEFAULT_RULES
+    table_store: str = Field(default="rocksdb://", description="rocksdb:// or memory://")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)

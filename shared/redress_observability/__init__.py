@@ -1,0 +1,1 @@
+"""Structured logs without personal data, Prometheus metrics, and health endpoints."""

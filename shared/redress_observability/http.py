@@ -1,0 +1,104 @@
+"""FastAPI plumbing every HTTP service shares: RED metrics, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import Match
+
+from redress_observability.metrics import HTTP_DURATION, HTTP_REQUESTS
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, object]]]
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match == Match.FULL:
+            return getattr(route, "path", "unmatched")
+    return "unmatched"
+
+
+def install_red_metrics(app: FastAPI, service: str) -> None:
+    @app.middleware("http")
+    async def red_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        route = _route_template(request)
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            HTTP_DURATION.labels(service, request.method, route).observe(
+                time.perf_counter() - started
+            )
+            HTTP_REQUESTS.labels(service, request.method, route, f"{status // 100}xx").inc()
+
+
+def health_router(readiness: ReadinessCheck) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Kafka is reachable and the service can serve")
+    async def readyz() -> JSONResponse:
+        checks = await readiness()
+        ready = all(bool(v) for k, v in checks.items() if k.startswith("ok_"))
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", **checks},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+MAX_BODY_BYTES = 1_048_576
+
+
+def install_common_http(app: FastAPI, service: str) -> None:
+    """RED metrics, a 1 MiB body limit (413), and 422s that list each field's problem
+    without echoing the submitted (possibly personal) values back."""
+    from fastapi.exceptions import RequestValidationError
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse(
+                {"error": "payload_too_large", "detail": f"body exceeds {MAX_BODY_BYTES} bytes"},
+                status_code=413,
+            )
+        return await call_next(request)
+
+    install_red_metrics(app, service)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+                "loc": list(err["loc"]),
+                "msg": err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            {"error": "validation_failed", "detail": "the request is invalid", "errors": errors},
+            status_code=422,
+        )

@@ -1,0 +1,188 @@
+"""Foundation: one complaint flows intake → Kafka → routing → reporting on a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import httpx
+import pytest
+from redress_events import TopicName
+from redress_kafka.settings import KafkaSettings
+
+from tests.support.complaints import complaint_body
+from tests.support.kafka import KafkaHandle, read_events
+from tests.support.services import ServiceProcess
+
+pytestmark = pytest.mark.kafka
+
+
+async def _wait_for(
+    url: str, predicate: Callable[[httpx.Response], bool], timeout_s: float
+) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            response = await client.get(url)
+            if predicate(response) or time.monotonic() > deadline:
+                return response
+            await asyncio.sleep(0.1)
+
+
+async def test_complaint_flows_to_reporting_with_priority_and_timeline(
+    service_factory: Callable[..., ServiceProcess],
+) -> None:
+    intake = service_factory("intake").start()
+    service_factory("routing").start()
+    reporting = service_factory("reporting").start()
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(f"{intake.url}/v1/complaints", json=complaint_body())
+    assert response.status_code == 202, response.text
+    complaint_id = response.json()["complaint_id"]
+    accepted_at = time.monotonic()
+
+    detail = await _wait_for(
+        f"{reporting.url}/v1/complaints/{complaint_id}",
+        lambda r: r.status_code == 200 and r.json()["priority"] is not None,
+        timeout_s=30,
+    )
+    visible_after = time.monotonic() - accepted_at
+    assert detail.status_code == 200, detail.text
+    body = detail.json()
+    assert body["complaint_id"] == complaint_id
+    assert body["priority"] == "P1"  # the description reports a burn
+    assert body["status"] == "open"
+    assert [e["type"] for e in body["timeline"]] == [
+        "redress.complaint.received.v1",
+        "redress.routing.prioritized.v1",
+    ]
+    prioritized = body["timeline"][1]
+    assert "safety-injury" in prioritized["data"]["matched_rules"]
+    assert prioritized["caused_by"] == body["timeline"][0]["event_id"]
+    # Not a timed assertion on speed: the issue's bound, with the figure in the failure message.
+    assert visible_after < 30, f"visible after {visible_after:.2f}s"
+
+
+async def test_unknown_complaint_is_404(service_factory: Callable[..., ServiceProcess]) -> None:
+    reporting = service_factory("reporting").start()
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(
+            f"{reporting.url}/v1/complaints/00000000-0000-4000-8000-000000000000"
+        )
+    assert response.status_code == 404
+
+
+async def test_idempotency_key_repeat_appends_one_event(
+    service_factory: Callable[..., ServiceProcess], kafka_settings: KafkaSettings
+) -> None:
+    intake = service_factory("intake").start()
+    headers = {"Idempotency-Key": "order-77-complaint"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        first = await client.post(
+            f"{intake.url}/v1/complaints", json=complaint_body(), headers=headers
+        )
+        second = await client.post(
+            f"{intake.url}/v1/complaints", json=complaint_body(), headers=headers
+        )
+        other_body = await client.post(
+            f"{intake.url}/v1/complaints",
+            json=complaint_body(description="Something else entirely."),
+            headers=headers,
+        )
+    assert first.status_code == second.status_code == 202
+    assert first.json() == second.json()
+    assert second.headers.get("Idempotent-Replayed") == "true"
+    assert other_body.status_code == 409
+    events = await read_events(kafka_settings, TopicName.COMPLAINTS)
+    assert [str(e.data.complaint_id) for e in events] == [first.json()["complaint_id"]]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "field"),
+    [
+        ({"channel": "fax"}, "channel"),
+        ({"jurisdiction": "Great Britain"}, "jurisdiction"),
+        ({"amount_at_stake": {"amount": "49.99", "currency": "GPB"}}, "amount_at_stake.currency"),
+        ({"amount_at_stake": {"amount": "-1", "currency": "GBP"}}, "amount_at_stake.amount"),
+        ({"customer": {"tier": "standard"}}, "customer.id"),
+        ({"description": ""}, "description"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+async def test_bad_bodies_get_field_level_422_and_append_nothing(
+    service_factory: Callable[..., ServiceProcess],
+    kafka_settings: KafkaSettings,
+    mutation: dict[str, object],
+    field: str,
+) -> None:
+    intake = service_factory("intake").start()
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(f"{intake.url}/v1/complaints", json=complaint_body(**mutation))
+    assert response.status_code == 422
+    fields = [e["field"] for e in response.json()["errors"]]
+    assert field in fields, fields
+    assert await read_events(kafka_settings, TopicName.COMPLAINTS) == []
+
+
+async def test_reporting_restart_mid_stream_projects_each_complaint_once(
+    service_factory: Callable[..., ServiceProcess], kafka_settings: KafkaSettings
+) -> None:
+    intake = service_factory("intake").start()
+    reporting = service_factory("reporting").start()
+    ids: list[str] = []
+    async with httpx.AsyncClient(timeout=10) as client:
+        for index in range(120):
+            response = await client.post(
+                f"{intake.url}/v1/complaints",
+                json=complaint_body(description=f"complaint number {index}"),
+            )
+            assert response.status_code == 202
+            ids.append(response.json()["complaint_id"])
+            if index == 60:
+                reporting.kill()  # SIGKILL mid-stream: no chance to tidy up
+            if index == 80:
+                reporting.start()
+    reporting.wait_ready()
+    async with httpx.AsyncClient(timeout=10) as client:
+        for complaint_id in ids:
+            detail = await _wait_for(
+                f"{reporting.url}/v1/complaints/{complaint_id}",
+                lambda r: r.status_code == 200,
+                timeout_s=30,
+            )
+            assert detail.status_code == 200
+            types = Counter(e["type"] for e in detail.json()["timeline"])
+            assert types["redress.complaint.received.v1"] == 1
+
+
+async def test_intake_answers_503_while_broker_is_down_and_202_after(
+    kafka: KafkaHandle, service_factory: Callable[..., ServiceProcess]
+) -> None:
+    if kafka.broker is None:
+        pytest.skip("needs the suite-controlled local broker")
+    intake = service_factory("intake", REDRESS_KAFKA_PRODUCE_TIMEOUT_S="3").start()
+    async with httpx.AsyncClient(timeout=20) as client:
+        assert (
+            await client.post(f"{intake.url}/v1/complaints", json=complaint_body())
+        ).status_code == 202
+        kafka.broker.stop()
+        try:
+            down = await client.post(f"{intake.url}/v1/complaints", json=complaint_body())
+            assert down.status_code == 503, down.text
+            assert int(down.headers["Retry-After"]) > 0
+            assert (await client.get(f"{intake.url}/readyz")).status_code == 503
+        finally:
+            await asyncio.to_thread(kafka.broker.start)
+        deadline = time.monotonic() + 60
+        status = 0
+        while time.monotonic() < deadline:
+            status = (
+                await client.post(f"{intake.url}/v1/complaints", json=complaint_body())
+            ).status_code
+            if status == 202:
+                break
+            await asyncio.sleep(1)
+        assert status == 202

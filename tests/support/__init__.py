@@ -1,0 +1,1 @@
+"""Fixtures' building blocks: the Kafka broker, service processes, topic readers."""
