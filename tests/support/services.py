@@ -58,6 +58,17 @@ class ServiceProcess:
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} not ready in {timeout_s}s: {last}\n{self.log_tail()}")
 
+    def client(
+        self, scopes: tuple[str, ...] | None = None, *, timeout: float = 10.0
+    ) -> httpx.AsyncClient:
+        """An HTTP client for this service carrying the suite's credentials (all scopes unless
+        `scopes` says otherwise)."""
+        from tests.support.auth import ALL_SCOPES, auth_headers
+
+        return httpx.AsyncClient(
+            base_url=self.url, headers=auth_headers(scopes or ALL_SCOPES), timeout=timeout
+        )
+
     def signal(self, sig: int) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
@@ -104,6 +115,8 @@ def service_env(
 def new_service(
     name: str, *, bootstrap: str, topic_prefix: str, workdir: Path, **env: str
 ) -> ServiceProcess:
+    from tests.support.auth import auth_env
+
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     return ServiceProcess(

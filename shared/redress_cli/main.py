@@ -1,0 +1,30 @@
+"""Entry point of the `redress` command. Each area registers its sub-command group here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="redress",
+    help="Redress operations: audit history, rebuild and verify read models, dead letters.",
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def redress() -> None:
+    """Redress operations: audit history, rebuild and verify read models, dead letters."""
+
+
+@app.command()
+def version() -> None:
+    """Print the Redress and Kafka versions this build was made for."""
+    from importlib.metadata import version as dist_version
+
+    from redress_kafka.local_broker import kafka_version
+
+    typer.echo(f"redress {dist_version('redress')} (kafka {kafka_version()})")
+
+
+if __name__ == "__main__":
+    app()
