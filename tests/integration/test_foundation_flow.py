@@ -20,12 +20,15 @@ pytestmark = pytest.mark.kafka
 
 
 async def _wait_for(
-    url: str, predicate: Callable[[httpx.Response], bool], timeout_s: float
+    service: ServiceProcess,
+    path: str,
+    predicate: Callable[[httpx.Response], bool],
+    timeout_s: float,
 ) -> httpx.Response:
     deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with service.client() as client:
         while True:
-            response = await client.get(url)
+            response = await client.get(path)
             if predicate(response) or time.monotonic() > deadline:
                 return response
             await asyncio.sleep(0.1)
@@ -38,14 +41,15 @@ async def test_complaint_flows_to_reporting_with_priority_and_timeline(
     service_factory("routing").start()
     reporting = service_factory("reporting").start()
 
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(f"{intake.url}/v1/complaints", json=complaint_body())
+    async with intake.client() as client:
+        response = await client.post("/v1/complaints", json=complaint_body())
     assert response.status_code == 202, response.text
     complaint_id = response.json()["complaint_id"]
     accepted_at = time.monotonic()
 
     detail = await _wait_for(
-        f"{reporting.url}/v1/complaints/{complaint_id}",
+        reporting,
+        f"/v1/complaints/{complaint_id}",
         lambda r: r.status_code == 200 and r.json()["priority"] is not None,
         timeout_s=30,
     )
@@ -68,10 +72,8 @@ async def test_complaint_flows_to_reporting_with_priority_and_timeline(
 
 async def test_unknown_complaint_is_404(service_factory: Callable[..., ServiceProcess]) -> None:
     reporting = service_factory("reporting").start()
-    async with httpx.AsyncClient(timeout=5) as client:
-        response = await client.get(
-            f"{reporting.url}/v1/complaints/00000000-0000-4000-8000-000000000000"
-        )
+    async with reporting.client() as client:
+        response = await client.get("/v1/complaints/00000000-0000-4000-8000-000000000000")
     assert response.status_code == 404
 
 
@@ -80,15 +82,11 @@ async def test_idempotency_key_repeat_appends_one_event(
 ) -> None:
     intake = service_factory("intake").start()
     headers = {"Idempotency-Key": "order-77-complaint"}
-    async with httpx.AsyncClient(timeout=10) as client:
-        first = await client.post(
-            f"{intake.url}/v1/complaints", json=complaint_body(), headers=headers
-        )
-        second = await client.post(
-            f"{intake.url}/v1/complaints", json=complaint_body(), headers=headers
-        )
+    async with intake.client() as client:
+        first = await client.post("/v1/complaints", json=complaint_body(), headers=headers)
+        second = await client.post("/v1/complaints", json=complaint_body(), headers=headers)
         other_body = await client.post(
-            f"{intake.url}/v1/complaints",
+            "/v1/complaints",
             json=complaint_body(description="Something else entirely."),
             headers=headers,
         )
@@ -119,8 +117,8 @@ async def test_bad_bodies_get_field_level_422_and_append_nothing(
     field: str,
 ) -> None:
     intake = service_factory("intake").start()
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(f"{intake.url}/v1/complaints", json=complaint_body(**mutation))
+    async with intake.client() as client:
+        response = await client.post("/v1/complaints", json=complaint_body(**mutation))
     assert response.status_code == 422
     fields = [e["field"] for e in response.json()["errors"]]
     assert field in fields, fields
@@ -133,10 +131,10 @@ async def test_reporting_restart_mid_stream_projects_each_complaint_once(
     intake = service_factory("intake").start()
     reporting = service_factory("reporting").start()
     ids: list[str] = []
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with intake.client() as client:
         for index in range(120):
             response = await client.post(
-                f"{intake.url}/v1/complaints",
+                "/v1/complaints",
                 json=complaint_body(description=f"complaint number {index}"),
             )
             assert response.status_code == 202
@@ -146,16 +144,13 @@ async def test_reporting_restart_mid_stream_projects_each_complaint_once(
             if index == 80:
                 reporting.start()
     reporting.wait_ready()
-    async with httpx.AsyncClient(timeout=10) as client:
-        for complaint_id in ids:
-            detail = await _wait_for(
-                f"{reporting.url}/v1/complaints/{complaint_id}",
-                lambda r: r.status_code == 200,
-                timeout_s=30,
-            )
-            assert detail.status_code == 200
-            types = Counter(e["type"] for e in detail.json()["timeline"])
-            assert types["redress.complaint.received.v1"] == 1
+    for complaint_id in ids:
+        detail = await _wait_for(
+            reporting, f"/v1/complaints/{complaint_id}", lambda r: r.status_code == 200, 30
+        )
+        assert detail.status_code == 200
+        types = Counter(e["type"] for e in detail.json()["timeline"])
+        assert types["redress.complaint.received.v1"] == 1
 
 
 async def test_intake_answers_503_while_broker_is_down_and_202_after(
@@ -164,24 +159,20 @@ async def test_intake_answers_503_while_broker_is_down_and_202_after(
     if kafka.broker is None:
         pytest.skip("needs the suite-controlled local broker")
     intake = service_factory("intake", REDRESS_KAFKA_PRODUCE_TIMEOUT_S="3").start()
-    async with httpx.AsyncClient(timeout=20) as client:
-        assert (
-            await client.post(f"{intake.url}/v1/complaints", json=complaint_body())
-        ).status_code == 202
+    async with intake.client() as client:
+        assert (await client.post("/v1/complaints", json=complaint_body())).status_code == 202
         kafka.broker.stop()
         try:
-            down = await client.post(f"{intake.url}/v1/complaints", json=complaint_body())
+            down = await client.post("/v1/complaints", json=complaint_body())
             assert down.status_code == 503, down.text
             assert int(down.headers["Retry-After"]) > 0
-            assert (await client.get(f"{intake.url}/readyz")).status_code == 503
+            assert (await client.get("/readyz")).status_code == 503
         finally:
             await asyncio.to_thread(kafka.broker.start)
         deadline = time.monotonic() + 60
         status = 0
         while time.monotonic() < deadline:
-            status = (
-                await client.post(f"{intake.url}/v1/complaints", json=complaint_body())
-            ).status_code
+            status = (await client.post("/v1/complaints", json=complaint_body())).status_code
             if status == 202:
                 break
             await asyncio.sleep(1)
