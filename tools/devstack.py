@@ -60,7 +60,7 @@ def up() -> None:
     for name in SERVICES:
         env[f"REDRESS_{name.upper()}_DATA_DIR"] = str(RUN / name)
     _write_dev_token(env)
-    for name, port in SERVICES.items():
+    for name in SERVICES:
         pid_file = RUN / f"{name}.pid"
         if _alive(pid_file):
             continue
@@ -106,7 +106,8 @@ def _print_tour() -> None:
         print(f"  {name:<10} http://127.0.0.1:{port}  (docs: /docs, metrics: /metrics)")
     print(
         "\nSend a first complaint:\n"
-        f"  curl -s -X POST localhost:8001/v1/complaints{auth} -H 'content-type: application/json' \\\n"
+        f"  curl -s -X POST localhost:8001/v1/complaints{auth} \\\n"
+        "    -H 'content-type: application/json' \\\n"
         "    -d @docs/examples/complaint.json\n"
         "Then look it up (use the complaint_id from the answer):\n"
         f"  curl -s localhost:8004/v1/complaints/<complaint_id>{auth}\n"

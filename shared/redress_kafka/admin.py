@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import suppress
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
@@ -26,7 +27,7 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [t for name, t in TOPICS.items() if settings.topic(name) not in existing]
             if missing:
-                try:
+                with suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
                         [
                             NewTopic(
@@ -38,8 +39,6 @@ async def ensure_topics(
                             for t in missing
                         ]
                     )
-                except TopicAlreadyExistsError:
-                    pass
             return [settings.topic(t.name) for t in missing]
         except (KafkaConnectionError, KafkaError, OSError) as exc:
             if asyncio.get_running_loop().time() > deadline:

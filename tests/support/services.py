@@ -126,6 +126,7 @@ def new_service(
             **service_env(
                 name, bootstrap=bootstrap, topic_prefix=topic_prefix, port=port, workdir=workdir
             ),
+            **auth_env(),
             **env,
         },
         log_path=workdir / f"{name}.log",

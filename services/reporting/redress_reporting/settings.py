@@ -18,7 +18,7 @@ class ReportingSettings(BaseSettings):
     data_dir: Path = Field(default=Path(".run/reporting"))
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL; default: SQLite in data_dir. postgresql+psycopg://... for replicas",
+        description="SQLAlchemy URL (default: SQLite in data_dir); postgresql+psycopg://...",
     )
     group_id: str = "redress-reporting"
     batch_size: int = Field(default=500, ge=1, le=10_000)
