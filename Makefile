@@ -31,6 +31,7 @@ status: install ## show what is running
 	$(PY) tools/devstack.py status
 
 test: install ## the whole suite: unit + integration on a real Kafka broker
+	bash tools/ensure-system-packages.sh
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-unit: install ## unit tests only (no broker)
@@ -49,7 +50,7 @@ bench: install ## benchmarks against raw aiokafka baselines (writes docs/PERFORM
 	$(PY) -m benchmarks
 
 chaos: install ## fault-injection suite with the no-loss checker (writes docs/RELIABILITY.md)
-	$(PY) -m pytest -q -p no:cacheprovider -m slow tests/chaos --run-slow
+	$(PY) -m pytest -q -p no:cacheprovider tests/chaos --run-slow
 
 clean: down ## remove run-time state (.run/) but keep caches
 	rm -rf .run

@@ -11,6 +11,16 @@ app = typer.Typer(
 )
 
 
+from redress_cli.dlq import app as dlq_app  # noqa: E402
+from redress_cli.readmodels import app as readmodels_app  # noqa: E402
+
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(readmodels_app)  # `redress rebuild`, `redress verify`
+from redress_cli.audit import audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+
+
 @app.callback()
 def redress() -> None:
     """Redress operations: audit history, rebuild and verify read models, dead letters."""

@@ -67,6 +67,8 @@ TOPICS: dict[TopicName, Topic] = {
             3,
             writer="any consumer",
             purpose="events that could not be processed, with the reason in headers",
+            # Dead letters are copies of inbound records, which may be up to 1 MiB plus headers.
+            config={"retention.ms": "-1", "max.message.bytes": "2097152"},
         ),
     )
 }

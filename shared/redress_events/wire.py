@@ -7,6 +7,7 @@ and errors go into the dead-letter headers.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from redress_events.envelope import Envelope, EventData
 from redress_events.registry import event_class_for
+from redress_events.upcasting import UpcastError, upcast
 
 CONTENT_TYPE = "application/json"
 SPEC_VERSION = "1.0"
@@ -82,8 +84,21 @@ def decode_record(
         raise InvalidEvent("unknown_type", f"no event type {attrs['ce_type']!r}")
     if value is None:
         raise InvalidEvent("empty_value", "record has no value")
+    version = _schema_version(attrs, data_class)
     try:
-        data = data_class.model_validate_json(value)
+        if version == data_class.schema_version:
+            data = data_class.model_validate_json(value)
+        else:  # an older version: upgrade the stored data first (redress_events.upcasting)
+            data = data_class.model_validate(
+                upcast(
+                    event_type=attrs["ce_type"],
+                    from_version=version,
+                    to_version=data_class.schema_version,
+                    data=_json_object(value),
+                )
+            )
+    except UpcastError as exc:
+        raise InvalidEvent("unsupported_schema_version", str(exc)) from exc
     except ValidationError as exc:
         raise InvalidEvent(
             "schema_violation", f"{attrs['ce_type']} data is invalid", _errors(exc)
@@ -104,6 +119,26 @@ def decode_record(
         )
     except (ValueError, ValidationError) as exc:
         raise InvalidEvent("bad_attribute", str(exc)) from exc
+
+
+def _schema_version(attrs: dict[str, str], data_class: type[EventData]) -> int:
+    raw = attrs.get("ce_dataschemaversion")
+    if not raw:
+        return data_class.schema_version
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise InvalidEvent("bad_attribute", f"ce_dataschemaversion {raw!r}") from exc
+
+
+def _json_object(value: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise InvalidEvent("schema_violation", "data is not JSON") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidEvent("schema_violation", "data is not a JSON object")
+    return parsed
 
 
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:

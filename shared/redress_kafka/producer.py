@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 from redress_events import Envelope, encode_envelope
+from redress_events.chain import ChainSealer
 
 from redress_kafka.settings import KafkaSettings
 
@@ -26,6 +27,9 @@ class EventProducer:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        # Tamper evidence: heads of this writer's hash chains per (source, subject), see
+        # redress_events.chain. In memory only; a subject it does not know is anchored.
+        self._chain = ChainSealer()
 
     @property
     def started(self) -> bool:
@@ -78,19 +82,23 @@ class EventProducer:
         if self._producer is None:
             raise BrokerUnavailable("not connected to kafka")
         futures = []
+        chain = self._chain.batch()
         try:
             for envelope in envelopes:
                 key, value, headers = encode_envelope(envelope)
+                headers = chain.seal(headers=headers, value=value)
                 futures.append(
                     await self._producer.send(
                         self._settings.topic(envelope.topic), value=value, key=key, headers=headers
                     )
                 )
-            return list(
+            results = list(
                 await asyncio.wait_for(
                     asyncio.gather(*futures), timeout=self._settings.produce_timeout_s
                 )
             )
+            chain.commit()  # only acknowledged events become the heads later events link to
+            return results
         except TimeoutError as exc:
             raise BrokerUnavailable("kafka did not acknowledge in time") from exc
         except Exception as exc:

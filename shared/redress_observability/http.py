@@ -69,7 +69,8 @@ MAX_BODY_BYTES = 1_048_576
 
 
 def install_common_http(app: FastAPI, service: str) -> None:
-    """RED metrics, a 1 MiB body limit (413), and 422s that list each field's problem
+    """RED metrics, access control (bearer JWT, scopes, per-token rate limit: see
+    `redress_auth`), a 1 MiB body limit (413), and 422s that list each field's problem
     without echoing the submitted (possibly personal) values back."""
     from fastapi.exceptions import RequestValidationError
 
@@ -85,6 +86,11 @@ def install_common_http(app: FastAPI, service: str) -> None:
             )
         return await call_next(request)
 
+    # Added after the body limit so it runs before it (a stranger learns nothing about sizes),
+    # and before RED metrics so that refusals are counted too.
+    from redress_auth.middleware import install_auth
+
+    install_auth(app, service=service)
     install_red_metrics(app, service)
 
     @app.exception_handler(RequestValidationError)

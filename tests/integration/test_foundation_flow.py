@@ -45,7 +45,6 @@ async def test_complaint_flows_to_reporting_with_priority_and_timeline(
         response = await client.post("/v1/complaints", json=complaint_body())
     assert response.status_code == 202, response.text
     complaint_id = response.json()["complaint_id"]
-    accepted_at = time.monotonic()
 
     detail = await _wait_for(
         reporting,
@@ -53,21 +52,18 @@ async def test_complaint_flows_to_reporting_with_priority_and_timeline(
         lambda r: r.status_code == 200 and r.json()["priority"] is not None,
         timeout_s=30,
     )
-    visible_after = time.monotonic() - accepted_at
     assert detail.status_code == 200, detail.text
     body = detail.json()
     assert body["complaint_id"] == complaint_id
     assert body["priority"] == "P1"  # the description reports a burn
     assert body["status"] == "open"
-    assert [e["type"] for e in body["timeline"]] == [
-        "redress.complaint.received.v1",
-        "redress.routing.prioritized.v1",
-    ]
-    prioritized = body["timeline"][1]
+    types = [e["type"] for e in body["timeline"]]
+    assert types[0] == "redress.complaint.received.v1"
+    assert types.count("redress.complaint.received.v1") == 1
+    assert types.count("redress.routing.prioritized.v1") == 1
+    prioritized = body["timeline"][types.index("redress.routing.prioritized.v1")]
     assert "safety-injury" in prioritized["data"]["matched_rules"]
     assert prioritized["caused_by"] == body["timeline"][0]["event_id"]
-    # Not a timed assertion on speed: the bound, with the figure in the failure message.
-    assert visible_after < 30, f"visible after {visible_after:.2f}s"
 
 
 async def test_unknown_complaint_is_404(service_factory: Callable[..., ServiceProcess]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uvicorn
+from redress_config import load_settings
+from redress_config.lifecycle import exit_zero_after_sigterm
 from redress_observability.logs import configure_logging
 
 from redress_intake.app import create_app
@@ -10,8 +12,9 @@ from redress_intake.settings import IntakeSettings
 
 
 def main() -> None:
-    settings = IntakeSettings()
+    settings = load_settings(IntakeSettings, service="intake")
     configure_logging("intake", settings.log_level)
+    exit_zero_after_sigterm()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -12,19 +12,28 @@ from redress_observability.http import health_router, install_common_http
 
 from redress_intake.api import router
 from redress_intake.idempotency import IdempotencyStore
+from redress_intake.inbound import InboundConsumer
 from redress_intake.settings import IntakeSettings
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     producer = EventProducer(settings.kafka, client_id="intake")
+    inbound = InboundConsumer(
+        settings=settings.inbound, kafka=settings.kafka, producer=producer, source=settings.source
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connecting = asyncio.create_task(producer.start_in_background())
+        consuming = asyncio.create_task(inbound.run()) if settings.inbound.enabled else None
         try:
             yield
         finally:
+            inbound.stop()  # finishes the record in hand, then leaves the group
+            if consuming is not None:
+                with suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(consuming, timeout=10)
             connecting.cancel()
             with suppress(asyncio.CancelledError):
                 await connecting
@@ -43,7 +52,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     )
 
     async def readiness() -> dict[str, object]:
-        return {"ok_kafka": await producer.is_connected()}
+        return {"ok_kafka": await producer.is_connected(), "inbound_consuming": inbound.running}
 
     install_common_http(app, service="intake")
     app.include_router(health_router(readiness))

@@ -4,6 +4,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redress_kafka.settings import KafkaSettings
 
+from redress_intake.inbound import InboundSettings
+
 
 class IntakeSettings(BaseSettings):
     """Every intake setting, from `REDRESS_INTAKE_*` (and `REDRESS_KAFKA_*`) variables."""
@@ -18,3 +20,4 @@ class IntakeSettings(BaseSettings):
     idempotency_max_keys: int = Field(default=200_000, ge=100)
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on 503")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uvicorn
+from redress_config import load_settings
+from redress_config.lifecycle import exit_zero_after_sigterm
 from redress_observability.logs import configure_logging
 
 from redress_reporting.app import create_app
@@ -10,8 +12,9 @@ from redress_reporting.settings import ReportingSettings
 
 
 def main() -> None:
-    settings = ReportingSettings()
+    settings = load_settings(ReportingSettings, service="reporting")
     configure_logging("reporting", settings.log_level)
+    exit_zero_after_sigterm()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

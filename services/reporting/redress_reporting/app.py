@@ -1,4 +1,4 @@
-"""Composition root of reporting: store, projector, routes, lifespan."""
+"""Composition root of reporting: the active store, projector, routes, lifespan."""
 
 from __future__ import annotations
 
@@ -10,18 +10,21 @@ from fastapi import FastAPI
 from redress_kafka.producer import EventProducer
 from redress_observability.http import health_router, install_common_http
 
+from redress_reporting import metrics as business_metrics
+from redress_reporting.active import ActiveStore
 from redress_reporting.api import router
 from redress_reporting.projector import Projector
 from redress_reporting.settings import ReportingSettings
-from redress_reporting.store import ReadModelStore, create_store_engine
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
-    store = ReadModelStore(create_store_engine(settings.resolved_database_url()))
+    stores = ActiveStore(
+        data_dir=settings.data_dir, configured_url=settings.resolved_database_url()
+    )
     producer = EventProducer(settings.kafka, client_id="reporting")
     projector = Projector(
-        store=store,
+        stores=stores,
         kafka=settings.kafka,
         group_id=settings.group_id,
         batch_size=settings.batch_size,
@@ -32,15 +35,19 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connecting = asyncio.create_task(producer.start_in_background())
         running = asyncio.create_task(projector.run())
+        refreshing = asyncio.create_task(
+            business_metrics.refresh_periodically(lambda: stores.current().engine)
+        )
         try:
             yield
         finally:
             projector.stop()
-            for task in (running, connecting):
+            for task in (running, connecting, refreshing):
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
             await producer.stop()
+            stores.dispose()
 
     app = FastAPI(
         title="Redress reporting",
@@ -49,7 +56,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.store = store
+    app.state.stores = stores
     app.state.projector = projector
 
     async def readiness() -> dict[str, object]:

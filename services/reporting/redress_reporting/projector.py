@@ -1,8 +1,10 @@
 """Adapter: consumes the event topics and feeds the pure projection, batch by batch.
 
 Offsets live in the read-model store (same transaction as the projection); on every partition
-assignment the consumer seeks to the stored offset. Offsets are also committed to Kafka after
-each batch, only so that standard consumer-lag tooling sees the group's progress.
+assignment the consumer seeks to the stored offset. When the active store changes (a rebuild
+switched reporting to a fresh store), the consumer is closed and reopened, so it seeks to the
+new store's offsets and carries on from where the rebuild stopped. Offsets are also committed to
+Kafka after each batch, only so that standard consumer-lag tooling sees the group's progress.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from redress_kafka.producer import EventProducer
 from redress_kafka.settings import KafkaSettings
 from redress_observability.metrics import CONSUMER_LAG, DUPLICATES_DROPPED, EVENTS_PROCESSED
 
+from redress_reporting import metrics as business_metrics
+from redress_reporting.active import ActiveStore
 from redress_reporting.store import ReadModelStore
 
 log = logging.getLogger(__name__)
@@ -55,13 +59,15 @@ class Projector:
     def __init__(
         self,
         *,
-        store: ReadModelStore,
+        stores: ActiveStore,
         kafka: KafkaSettings,
         group_id: str,
         batch_size: int,
         producer: EventProducer,
     ) -> None:
-        self.store = store
+        self.stores = stores
+        # The store of the current consumer session: batches and seeks use it, never a mix.
+        self.store: ReadModelStore = stores.current()
         self.kafka = kafka
         self.group_id = group_id
         self.batch_size = batch_size
@@ -99,6 +105,7 @@ class Projector:
             isolation_level="read_committed",
         )
         self.consumer = consumer
+        self.store = self.stores.current()
         await consumer.start()
         try:
             consumer.subscribe(
@@ -106,6 +113,9 @@ class Projector:
                 listener=_SeekToStoredOffsets(self),
             )
             while not self._stopping.is_set():
+                if self.stores.current() is not self.store:
+                    log.info("read-model store switched: reopening the consumer")
+                    return
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
                 if batches:
                     await self._apply(batches)
@@ -136,6 +146,7 @@ class Projector:
         applied = await asyncio.to_thread(
             self.store.apply_batch, events, group_id=self.group_id, next_offsets=next_offsets
         )
+        await asyncio.to_thread(business_metrics.observe_applied, events, self.store.engine)
         for envelope in events:
             EVENTS_PROCESSED.labels("reporting", envelope.data.topic.value, envelope.type).inc()
         if len(events) > applied:

@@ -1,36 +1,59 @@
-"""The read-model store (SQLAlchemy Core: SQLite by default, PostgreSQL by DSN).
+"""The read-model store (SQLAlchemy Core: SQLite by default, PostgreSQL by DSN, same code).
 
 Each batch of events is applied in one transaction together with the consumer offsets that
 follow it, so a crash anywhere leaves the projection and its offsets agreeing: a restart neither
 skips nor double-applies. Event ids are primary keys, so a duplicate is dropped, not re-applied.
+
+Tables are made from the projection's dataclasses (one column per field), so the pure model
+and its storage cannot drift apart.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, fields
+import types
+import typing
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from redress_events import Envelope, EventData
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
     String,
     Table,
     TypeDecorator,
+    and_,
     create_engine,
+    delete,
     event,
+    func,
+    inspect,
+    or_,
     select,
 )
 from sqlalchemy.engine import Connection, Engine
 
-from redress_reporting.projection import ComplaintView, project, timeline_entry
+from redress_reporting.projection import (
+    ComplaintView,
+    GuaranteeView,
+    IncidentView,
+    RemedyView,
+    SlaClock,
+    is_incident_event,
+    project,
+    project_incident,
+    timeline_entry,
+)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -54,26 +77,93 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
+# Which columns lists filter and sort on.
+_INDEXED = {
+    "status",
+    "priority",
+    "queue",
+    "customer_id",
+    "tier",
+    "channel",
+    "product",
+    "received_at",
+    "first_seen_at",
+    "escalation_tier",
+    "incident_id",
+    "breached",
+}
+
+
+def _column_type(hint: Any, name: str) -> Any:
+    base = hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        base = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(base) in (tuple, dict) or base in (dict, tuple):
+        return JSON
+    if base is datetime:
+        return UtcDateTime()
+    if base is bool:
+        return Boolean
+    if base is int:
+        return BigInteger if name.endswith("_cents") else Integer
+    if base is float:
+        return Float
+    return String
+
+
+def _columns(cls: type, *, skip: Iterable[str] = (), keys: Sequence[str] = ()) -> list[Column[Any]]:
+    hints = typing.get_type_hints(cls)
+    columns: list[Column[Any]] = []
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        hint = hints[f.name]
+        nullable = type(None) in typing.get_args(hint)
+        columns.append(
+            Column(
+                f.name,
+                _column_type(hint, f.name),
+                primary_key=f.name in keys,
+                nullable=nullable and f.name not in keys,
+                index=f.name in _INDEXED and f.name not in keys,
+            )
+        )
+    return columns
+
+
+_CHILDREN = ("sla", "remedies", "guarantees")
+
 complaints = Table(
     "complaints",
     metadata,
-    Column("complaint_id", String(64), primary_key=True),
-    Column("status", String(32), nullable=False, index=True),
-    Column("priority", String(4), index=True),
-    Column("queue", String(128), index=True),
-    Column("customer_id", String(128), index=True),
-    Column("tier", String(32)),
-    Column("channel", String(16)),
-    Column("public", Boolean, nullable=False, default=False),
-    Column("category", String(64)),
-    Column("product", String(64)),
-    Column("jurisdiction", String(2)),
-    Column("remedy_sought", String(32)),
-    Column("received_at", UtcDateTime(), index=True),
-    Column("updated_at", UtcDateTime()),
-    Column("extra", JSON, nullable=False, default=dict),
+    *_columns(ComplaintView, skip=_CHILDREN, keys=("complaint_id",)),
 )
-
+sla_clocks = Table(
+    "sla_clocks",
+    metadata,
+    Column("complaint_id", String, primary_key=True),
+    *_columns(SlaClock, keys=("target",)),
+    Column("state", String, nullable=False),
+)
+remedies = Table(
+    "remedies",
+    metadata,
+    Column("complaint_id", String, primary_key=True),
+    *_columns(RemedyView, keys=("remedy_id",)),
+    Column("status", String, nullable=False),
+)
+guarantees = Table(
+    "guarantees",
+    metadata,
+    Column("complaint_id", String, primary_key=True),
+    *_columns(GuaranteeView, keys=("guarantee_id",)),
+)
+incidents = Table(
+    "incidents",
+    metadata,
+    *_columns(IncidentView, keys=("incident_id",)),
+    Column("status", String, nullable=False, index=True),
+)
 timeline = Table(
     "timeline",
     metadata,
@@ -83,22 +173,35 @@ timeline = Table(
     Column("time", UtcDateTime(), nullable=False),
     Column("source", String(128), nullable=False),
     Column("causation_id", String(64)),
+    Column("actor", String(128), nullable=False),
+    Column("rule", String),
+    Column("reason", String),
     Column("summary", JSON, nullable=False),
+    Column("personal", JSON, nullable=False),
     Column("topic", String(255), nullable=False),
     Column("partition", Integer, nullable=False),
-    Column("offset", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
 )
-
 consumer_offsets = Table(
     "consumer_offsets",
     metadata,
     Column("group_id", String(255), primary_key=True),
     Column("topic", String(255), primary_key=True),
     Column("partition", Integer, primary_key=True),
-    Column("next_offset", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
 )
 
-_VIEW_FIELDS = [f.name for f in fields(ComplaintView)]
+# The read models proper (what `verify` compares), with their primary keys.
+READ_MODEL_TABLES: dict[str, Table] = {
+    "complaints": complaints,
+    "sla_clocks": sla_clocks,
+    "remedies": remedies,
+    "guarantees": guarantees,
+    "incidents": incidents,
+    "timeline": timeline,
+}
+
+_VIEW_FIELDS = [f.name for f in fields(ComplaintView) if f.name not in _CHILDREN]
 
 
 def create_store_engine(url: str) -> Engine:
@@ -110,15 +213,112 @@ def create_store_engine(url: str) -> Engine:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
     metadata.create_all(engine)
+    check_schema(engine)
     return engine
+
+
+class OutdatedSchema(RuntimeError):
+    """The store was made by an older build; `redress rebuild` makes a current one."""
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse a store whose tables lack columns this build writes (made by an older build):
+    read models are disposable, so the way forward is `redress rebuild`, never a migration."""
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = sorted(set(table.columns.keys()) - present)
+        if missing:
+            raise OutdatedSchema(
+                f"read-model table {table.name} lacks columns {', '.join(missing)}: it was made "
+                "by an older build; run `redress rebuild` to build a current store and switch"
+            )
+
+
+@dataclass(frozen=True)
+class ComplaintFilter:
+    """Filters of `GET /v1/complaints`; every one optional, all combined with AND."""
+
+    status: str | None = None
+    priority: str | None = None
+    queue: str | None = None
+    tier: str | None = None
+    channel: str | None = None
+    product: str | None = None
+    category: str | None = None
+    escalation_tier: str | None = None
+    breached: bool | None = None
+    incident: str | None = None  # an incident id, or "any" / "none"
+    customer_id: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+
+    def clauses(self) -> list[Any]:
+        c = complaints.c
+        where: list[Any] = []
+        for name in (
+            "status",
+            "priority",
+            "queue",
+            "tier",
+            "channel",
+            "product",
+            "category",
+            "escalation_tier",
+            "customer_id",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                where.append(c[name] == value)
+        if self.breached is not None:
+            where.append(c.breached.is_(self.breached))
+        if self.incident == "any":
+            where.append(c.incident_id.is_not(None))
+        elif self.incident == "none":
+            where.append(c.incident_id.is_(None))
+        elif self.incident is not None:
+            where.append(c.incident_id == self.incident)
+        if self.received_from is not None:
+            where.append(c.received_at >= self.received_from)
+        if self.received_to is not None:
+            where.append(c.received_at < self.received_to)
+        return where
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(sort_at: datetime, key: str) -> str:
+    raw = json.dumps([sort_at.isoformat(), key]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, key = json.loads(raw)
+        return datetime.fromisoformat(at), str(key)
+    except (ValueError, TypeError) as exc:
+        raise BadCursor("the cursor is not one this API gave out") from exc
 
 
 class ReadModelStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- writing -------------------------------------------------------------------------
 
     def offsets(self, group_id: str) -> dict[tuple[str, int], int]:
         with self.engine.connect() as conn:
@@ -138,30 +338,43 @@ class ReadModelStore:
         applied = 0
         with self.engine.begin() as conn:
             seen = _already_applied(conn, [str(e.id) for e in events])
-            views: dict[str, ComplaintView | None] = {}
+            fresh = [e for e in events if str(e.id) not in seen]
+            views = load_views(conn, {e.subject for e in fresh if not is_incident_event(e)})
+            incident_views: dict[str, IncidentView | None] = {}
+            rows: list[dict[str, Any]] = []
             for envelope in events:
                 event_id = str(envelope.id)
                 if event_id in seen:
                     continue
                 seen.add(event_id)
-                entry = timeline_entry(envelope)
                 topic, partition, offset = envelope.position or ("", -1, -1)
-                conn.execute(
-                    timeline.insert().values(
-                        **asdict(entry), topic=topic, partition=partition, offset=offset
-                    )
+                rows.append(
+                    {
+                        **_shallow(timeline_entry(envelope)),
+                        "topic": topic,
+                        "partition": partition,
+                        "offset": offset,
+                    }
                 )
                 subject = envelope.subject
-                if subject not in views:
-                    views[subject] = _load_view(conn, subject)
-                views[subject] = project(views[subject], envelope)
+                if is_incident_event(envelope):
+                    if subject not in incident_views:
+                        incident_views[subject] = _load_incident(conn, subject)
+                    incident_views[subject] = project_incident(incident_views[subject], envelope)
+                else:
+                    views[subject] = project(views[subject], envelope)
                 applied += 1
-            for view in views.values():
-                if view is not None:
-                    _save_view(conn, view)
+            if rows:
+                conn.execute(timeline.insert(), rows)
+            _save_views(conn, [view for view in views.values() if view is not None])
+            for incident in incident_views.values():
+                if incident is not None:
+                    _save_incident(conn, incident)
             for (topic, partition), next_offset in next_offsets.items():
                 _save_offset(conn, group_id, topic, partition, next_offset)
         return applied
+
+    # --- reading -------------------------------------------------------------------------
 
     def complaint(self, complaint_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -170,12 +383,14 @@ class ReadModelStore:
             ).first()
             if row is None:
                 return None
+            children = _children(conn, [complaint_id])
             events = conn.execute(
                 select(timeline)
                 .where(timeline.c.complaint_id == complaint_id)
                 .order_by(timeline.c.time, timeline.c.event_id)
             ).all()
         result = dict(row._mapping)
+        result.update(children.get(complaint_id, _empty_children()))
         result["timeline"] = [
             {
                 "event_id": e.event_id,
@@ -183,22 +398,127 @@ class ReadModelStore:
                 "time": e.time,
                 "source": e.source,
                 "caused_by": e.causation_id,
+                "actor": e.actor,
+                "rule": e.rule,
+                "reason": e.reason,
                 "data": e.summary,
+                "personal": e.personal,
             }
             for e in events
         ]
         return result
 
-    def counts(self) -> dict[str, int]:
-        from sqlalchemy import func
+    def list_complaints(
+        self, filters: ComplaintFilter, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page, newest first; the cursor of the next page, or None on the last."""
+        c = complaints.c
+        query = select(complaints).where(*filters.clauses())
+        if cursor:
+            at, key = decode_cursor(cursor)
+            query = query.where(
+                or_(c.first_seen_at < at, and_(c.first_seen_at == at, c.complaint_id < key))
+            )
+        query = query.order_by(c.first_seen_at.desc(), c.complaint_id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            page = [dict(r._mapping) for r in conn.execute(query)]
+        more = len(page) > limit
+        page = page[:limit]
+        following = (
+            encode_cursor(page[-1]["first_seen_at"], page[-1]["complaint_id"])
+            if more and page
+            else None
+        )
+        return page, following
 
+    def iter_complaints(
+        self, filters: ComplaintFilter, *, chunk: int = 500
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching row, page by page (memory stays flat however many match)."""
+        cursor: str | None = None
+        while True:
+            page, cursor = self.list_complaints(filters, limit=chunk, cursor=cursor)
+            yield from page
+            if cursor is None:
+                return
+
+    def iter_views(self, filters: ComplaintFilter, *, chunk: int = 500) -> Iterator[ComplaintView]:
+        """Matching complaints as projection views with their clocks, remedies, guarantees."""
+        cursor: str | None = None
+        while True:
+            page, cursor = self.list_complaints(filters, limit=chunk, cursor=cursor)
+            ids = [row["complaint_id"] for row in page]
+            with self.engine.connect() as conn:
+                children = _children(conn, ids)
+            for row in page:
+                yield _view_from(row, children.get(row["complaint_id"], _empty_children()))
+            if cursor is None:
+                return
+
+    def customer_receipts(
+        self, *, received_from: datetime | None, received_to: datetime | None
+    ) -> Iterator[tuple[str, datetime, str]]:
+        """(customer id, received at, complaint id), ordered by customer then time."""
+        c = complaints.c
+        query = select(c.customer_id, c.received_at, c.complaint_id).where(
+            c.customer_id.is_not(None), c.received_at.is_not(None)
+        )
+        if received_from is not None:
+            query = query.where(c.received_at >= received_from)
+        if received_to is not None:
+            query = query.where(c.received_at < received_to)
+        query = query.order_by(c.customer_id, c.received_at, c.complaint_id)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=1000).execute(query)
+            for row in result:
+                yield row.customer_id, row.received_at, row.complaint_id
+
+    def list_incidents(
+        self,
+        *,
+        status: str | None = None,
+        product: str | None = None,
+        detected_from: datetime | None = None,
+        detected_to: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        i = incidents.c
+        linked = (
+            select(func.count())
+            .select_from(complaints)
+            .where(complaints.c.incident_id == i.incident_id)
+            .scalar_subquery()
+            .label("complaints_linked_now")
+        )
+        query = select(incidents, linked)
+        if status is not None:
+            query = query.where(i.status == status)
+        if product is not None:
+            query = query.where(i.product == product)
+        if detected_from is not None:
+            query = query.where(i.detected_at >= detected_from)
+        if detected_to is not None:
+            query = query.where(i.detected_at < detected_to)
+        query = query.order_by(i.detected_at.desc(), i.incident_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return {
-                "complaints": conn.execute(
-                    select(func.count()).select_from(complaints)
-                ).scalar_one(),
-                "events": conn.execute(select(func.count()).select_from(timeline)).scalar_one(),
+                name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in READ_MODEL_TABLES.items()
             }
+
+    def iter_table(self, name: str) -> Iterator[dict[str, Any]]:
+        """Every row of a read-model table in primary-key order, streamed."""
+        table = READ_MODEL_TABLES[name]
+        query = select(table).order_by(*table.primary_key.columns)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=1000).execute(query):
+                yield dict(row._mapping)
+
+    def primary_key(self, name: str) -> tuple[str, ...]:
+        return tuple(c.name for c in READ_MODEL_TABLES[name].primary_key.columns)
 
 
 def _already_applied(conn: Connection, event_ids: Iterable[str]) -> set[str]:
@@ -214,23 +534,119 @@ def _already_applied(conn: Connection, event_ids: Iterable[str]) -> set[str]:
     return found
 
 
-def _load_view(conn: Connection, complaint_id: str) -> ComplaintView | None:
+def _empty_children() -> dict[str, list[dict[str, Any]]]:
+    return {"sla": [], "remedies": [], "guarantees": []}
+
+
+def _children(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    if not ids:
+        return found
+    for key, table, order in (
+        ("sla", sla_clocks, sla_clocks.c.target),
+        ("remedies", remedies, remedies.c.remedy_id),
+        ("guarantees", guarantees, guarantees.c.guarantee_id),
+    ):
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = conn.execute(
+                select(table).where(table.c.complaint_id.in_(chunk)).order_by(order)
+            )
+            for row in rows:
+                values = dict(row._mapping)
+                owner = values["complaint_id"]
+                found.setdefault(owner, _empty_children())[key].append(values)
+    return found
+
+
+def _only(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    return {f.name: values[f.name] for f in fields(cls)}
+
+
+def _view_from(row: dict[str, Any], children: dict[str, list[dict[str, Any]]]) -> ComplaintView:
+    values = {k: row[k] for k in _VIEW_FIELDS}
+    values["extra"] = values.get("extra") or {}
+    values["priority_rules"] = tuple(values.get("priority_rules") or ())
+    return ComplaintView(
+        **values,
+        sla=tuple(SlaClock(**_only(SlaClock, r)) for r in children["sla"]),
+        remedies=tuple(RemedyView(**_only(RemedyView, r)) for r in children["remedies"]),
+        guarantees=tuple(GuaranteeView(**_only(GuaranteeView, r)) for r in children["guarantees"]),
+    )
+
+
+def load_views(conn: Connection, complaint_ids: Iterable[str]) -> dict[str, ComplaintView | None]:
+    """The stored views of these complaints (None for those not stored yet), in a few queries."""
+    ids = sorted(set(complaint_ids))
+    found: dict[str, ComplaintView | None] = dict.fromkeys(ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(select(complaints).where(complaints.c.complaint_id.in_(chunk)))
+        ]
+        children = _children(conn, [r["complaint_id"] for r in rows])
+        for row in rows:
+            owner = row["complaint_id"]
+            found[owner] = _view_from(row, children.get(owner, _empty_children()))
+    return found
+
+
+def load_view(conn: Connection, complaint_id: str) -> ComplaintView | None:
     row = conn.execute(select(complaints).where(complaints.c.complaint_id == complaint_id)).first()
     if row is None:
         return None
-    values = dict(row._mapping)
-    values["extra"] = values.get("extra") or {}
-    return ComplaintView(**{k: values[k] for k in _VIEW_FIELDS})
+    children = _children(conn, [complaint_id]).get(complaint_id, _empty_children())
+    return _view_from(dict(row._mapping), children)
 
 
-def _save_view(conn: Connection, view: ComplaintView) -> None:
-    values = {k: getattr(view, k) for k in _VIEW_FIELDS}
-    values["extra"] = json.loads(json.dumps(values["extra"], default=str))
-    updated = conn.execute(
-        complaints.update().where(complaints.c.complaint_id == view.complaint_id).values(**values)
-    )
+def _shallow(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, without `asdict`'s deep copies."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _save_views(conn: Connection, views: Sequence[ComplaintView]) -> None:
+    """Replace the rows of these complaints (and their clocks, remedies, guarantees) with
+    their new state: a delete and one multi-row insert per table, however many changed."""
+    if not views:
+        return
+    rows: dict[Table, list[dict[str, Any]]] = {
+        complaints: [],
+        sla_clocks: [],
+        remedies: [],
+        guarantees: [],
+    }
+    for view in views:
+        values = {k: getattr(view, k) for k in _VIEW_FIELDS}
+        values["extra"] = json.loads(json.dumps(values["extra"], default=str))
+        values["priority_rules"] = list(view.priority_rules)
+        rows[complaints].append(values)
+        owner = {"complaint_id": view.complaint_id}
+        rows[sla_clocks] += [{**owner, **_shallow(c), "state": c.state} for c in view.sla]
+        rows[remedies] += [{**owner, **_shallow(r), "status": r.status} for r in view.remedies]
+        rows[guarantees] += [{**owner, **_shallow(g)} for g in view.guarantees]
+    ids = [view.complaint_id for view in views]
+    for table, table_rows in rows.items():
+        for start in range(0, len(ids), 500):
+            conn.execute(delete(table).where(table.c.complaint_id.in_(ids[start : start + 500])))
+        if table_rows:
+            conn.execute(table.insert(), table_rows)
+
+
+def _load_incident(conn: Connection, incident_id: str) -> IncidentView | None:
+    row = conn.execute(select(incidents).where(incidents.c.incident_id == incident_id)).first()
+    return None if row is None else IncidentView(**_only(IncidentView, dict(row._mapping)))
+
+
+def _save_incident(conn: Connection, incident: IncidentView) -> None:
+    values = {**_shallow(incident), "status": incident.status}
+    _upsert(conn, incidents, incidents.c.incident_id == incident.incident_id, values)
+
+
+def _upsert(conn: Connection, table: Table, where: Any, values: dict[str, Any]) -> None:
+    updated = conn.execute(table.update().where(where).values(**values))
     if updated.rowcount == 0:
-        conn.execute(complaints.insert().values(**values))
+        conn.execute(table.insert().values(**values))
 
 
 def _save_offset(conn: Connection, group_id: str, topic: str, partition: int, offset: int) -> None:
@@ -239,10 +655,9 @@ def _save_offset(conn: Connection, group_id: str, topic: str, partition: int, of
         & (consumer_offsets.c.topic == topic)
         & (consumer_offsets.c.partition == partition)
     )
-    updated = conn.execute(consumer_offsets.update().where(where).values(next_offset=offset))
-    if updated.rowcount == 0:
-        conn.execute(
-            consumer_offsets.insert().values(
-                group_id=group_id, topic=topic, partition=partition, next_offset=offset
-            )
-        )
+    _upsert(
+        conn,
+        consumer_offsets,
+        where,
+        {"group_id": group_id, "topic": topic, "partition": partition, "next_offset": offset},
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from faust.worker import Worker
+from redress_config import load_settings
 from redress_observability.logs import configure_logging
 
 from redress_routing.app import create_app
@@ -24,7 +25,7 @@ class JsonLoggingWorker(Worker):
 
 
 def main() -> None:
-    settings = RoutingSettings()
+    settings = load_settings(RoutingSettings, service="routing")
     try:
         app = create_app(settings)
     except RulesError as exc:

@@ -1,37 +1,168 @@
-"""Composition root of routing: the faust app, its agents, and its web pages.
+"""Composition root of routing: the faust app, its agents, timers and web pages.
 
-Agents are thin: decode the record, call the pure core, publish the decisions with the shared
-idempotent producer (acks=all) and only then let faust commit the input offset. Concurrency
-stays 1 per agent (faust-streaming #606).
+Three agents, each with concurrency 1 (faust-streaming #606) and each owning one table whose
+key matches its input's partitioning:
+
+- `clocks` reads complaints, routing decisions and case events (all keyed by complaint id) and
+  keeps each complaint's SLA clocks and escalation. It also re-keys every ComplaintReceived to
+  the two internal topics below, so that state about a customer and about a product lives on
+  one partition however many workers run.
+- `prioritize` reads complaints keyed by (a hash of) the customer id: priority and queue rules
+  with the customer's recent complaints.
+- `surge` reads complaints keyed by product/category: sliding windows and incidents.
+
+Agents are thin: decode, call the pure core, publish with the shared idempotent producer
+(acks=all) and await the ack, then update the table — so a crash can repeat an output (same
+deterministic id) but never lose one. Timers cannot change tables (faust only allows that inside
+a stream), so the SLA timer publishes warnings and breaches and the `clocks` agent records them
+when it reads them back; the surge timer sends itself a tick through the surge topic.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import suppress
+from datetime import datetime
 from typing import Any
 
 import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redress_events import Envelope, InvalidEvent, TopicName, decode_record, derived_event_id
-from redress_events.catalogue import ComplaintPrioritized, ComplaintReceived
+from redress_events import (
+    Envelope,
+    InvalidEvent,
+    TopicName,
+    decode_record,
+    derived_event_id,
+    registered_event_types,
+)
+from redress_events.catalogue import (
+    AgentResponded,
+    ComplaintAcknowledged,
+    ComplaintAssigned,
+    ComplaintLinkedToIncident,
+    ComplaintPrioritized,
+    ComplaintReceived,
+    ComplaintResolved,
+    ComplaintWithdrawn,
+    CustomerReplied,
+    ExternalAgentResponded,
+    InformationRequested,
+    SlaBreached,
+    SlaWarning,
+)
+from redress_events.topics import EVENT_PARTITIONS
 from redress_kafka.deadletter import DeadLetterWriter
-from redress_kafka.producer import EventProducer
-from redress_observability.metrics import EVENTS_PROCESSED, EVENTS_PUBLISHED
+from redress_kafka.producer import BrokerUnavailable, EventProducer
+from redress_kafka.settings import KafkaSettings
+from redress_observability.metrics import DUPLICATES_DROPPED, EVENTS_PROCESSED, EVENTS_PUBLISHED
 
-from redress_routing.rules import decide_priority, load_rules
+from redress_routing.clock import clock_from
+from redress_routing.clocks import ClockMachine, ComplaintClock, Emit
+from redress_routing.config import load_policy
+from redress_routing.rules import CustomerHistory, decide, longest_repeat_window_days
 from redress_routing.settings import RoutingSettings
+from redress_routing.surge import SurgeDetector, SurgeEmit, SurgeState, surge_key
 
 log = logging.getLogger(__name__)
+
+TICK_HEADER = "redress_surge_tick"
+HISTORY_KEPT = 200
+# Event types the clocks agent acts on; everything else on its topics is skipped unread.
+CLOCK_INPUTS = {
+    cls.event_type
+    for cls in (
+        ComplaintReceived,
+        ComplaintWithdrawn,
+        ExternalAgentResponded,
+        ComplaintPrioritized,
+        ComplaintLinkedToIncident,
+        SlaWarning,
+        SlaBreached,
+        ComplaintAcknowledged,
+        AgentResponded,
+        InformationRequested,
+        CustomerReplied,
+        ComplaintResolved,
+    )
+}
+
+
+def customer_key(customer_id: str) -> str:
+    """Internal topics and tables key on a digest, so customer ids do not spread further."""
+    return hashlib.sha256(customer_id.encode()).hexdigest()[:32]
+
+
+def _header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> str | None:
+    for key, value in headers or ():
+        if key == name:
+            return value.decode("utf-8", "replace") if value is not None else ""
+    return None
+
+
+class RoutingApp(faust.App):
+    """A faust app that creates its internal topics before its consumer subscribes.
+
+    faust declares internal topics while the consumer is already joining the group; the
+    assignor then skips any topic missing from the metadata it has ("Ignoring missing topic")
+    and the agent on it receives nothing until the next rebalance. Creating them first closes
+    that race.
+    """
+
+    internal_topics: dict[str, dict[str, str]] = {}
+
+    async def on_first_start(self) -> None:
+        await create_internal_topics(self.redress_kafka, self.internal_topics)
+        await super().on_first_start()
+
+    redress_kafka: KafkaSettings
+
+
+async def create_internal_topics(kafka: KafkaSettings, topics: dict[str, dict[str, str]]) -> None:
+    admin = AIOKafkaAdminClient(**kafka.client_kwargs())  # type: ignore[arg-type]
+    delay = 0.5
+    while True:
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(name, EVENT_PARTITIONS, 1, topic_configs=config)
+                for name, config in topics.items()
+                if name not in existing
+            ]
+            if missing:
+                with suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(missing)
+            return
+        except (KafkaError, OSError) as exc:
+            log.warning("routing waiting for kafka to create topics", extra={"error": str(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        finally:
+            await admin.close()
+            admin = AIOKafkaAdminClient(**kafka.client_kwargs())  # type: ignore[arg-type]
 
 
 def create_app(settings: RoutingSettings | None = None) -> faust.App:
     settings = settings or RoutingSettings()
-    rules = load_rules(settings.rules_file)  # a bad file stops the service here, with a message
+    policy = load_policy(settings.rules_file)  # a bad file stops the service here, with a message
+    machine = ClockMachine(policy)
+    detector = SurgeDetector(policy.surge)
+    clock = clock_from(settings.clock_offset_file)
+    repeat_days = longest_repeat_window_days(policy)
     kafka = settings.kafka
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Group, tables and internal topics carry the topic prefix: environments sharing a cluster
+    # must not share (or recover) each other's state.
+    app_id = f"{kafka.topic_prefix}{settings.app_id}"
 
-    app = faust.App(
-        settings.app_id,
+    app = RoutingApp(
+        app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
         store=settings.table_store,
         datadir=str(settings.data_dir),
@@ -40,6 +171,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         web_host=settings.host,
         topic_allow_declare=True,
         topic_replication_factor=1,
+        topic_partitions=EVENT_PARTITIONS,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_every=100,
@@ -47,57 +179,405 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         table_standby_replicas=0,
     )
     producer = EventProducer(kafka, client_id="routing")
-    deadletters = DeadLetterWriter(
-        producer, settings=kafka, consumer=settings.app_id, service="routing"
-    )
+    deadletters = DeadLetterWriter(producer, settings=kafka, consumer=app_id, service="routing")
 
-    complaints_topic = app.topic(
-        kafka.topic(TopicName.COMPLAINTS), value_serializer="raw", key_serializer="raw"
+    def raw_topic(*names: str, internal: bool = False) -> Any:
+        return app.topic(
+            *names,
+            value_serializer="raw",
+            key_serializer="raw",
+            partitions=EVENT_PARTITIONS if internal else None,
+            internal=internal,
+        )
+
+    clock_inputs = raw_topic(
+        kafka.topic(TopicName.COMPLAINTS),
+        kafka.topic(TopicName.ROUTING),
+        kafka.topic(TopicName.CASES),
     )
+    by_customer_name = f"{app_id}-complaints-by-customer"
+    by_product_name = f"{app_id}-complaints-by-product"
+    by_customer = raw_topic(by_customer_name, internal=True)
+    by_product = raw_topic(by_product_name, internal=True)
+
+    def table(name: str) -> Any:
+        return app.Table(
+            name,
+            partitions=EVENT_PARTITIONS,
+            schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        )
+
+    clocks = table("sla-clocks")
+    histories = table("customer-history")
+    surges = table("surge-windows")
+    app.redress_kafka = kafka
+    week_ms = str(7 * 24 * 3600 * 1000)
+    app.internal_topics = {
+        by_customer_name: {"retention.ms": week_ms},
+        by_product_name: {"retention.ms": week_ms},
+        **{
+            f"{app_id}-{name}-changelog": {"cleanup.policy": "compact"}
+            for name in ("sla-clocks", "customer-history", "surge-windows")
+        },
+    }
+
+    # ------------------------------------------------------------------ publishing
+
+    async def until_acknowledged(what: str, send: Callable[[], Awaitable[Any]]) -> None:
+        """Retry while the broker is away: an agent never moves past an input whose outputs
+        are not acknowledged (the offset is committed only after this returns)."""
+        delay = 0.5
+        while True:
+            try:
+                await producer.start()
+                await send()
+                return
+            except (BrokerUnavailable, KafkaError, OSError) as exc:
+                log.warning(f"routing {what} waiting for kafka", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def publish(envelopes: list[Envelope[Any]]) -> None:
+        if not envelopes:
+            return
+        await until_acknowledged("publish", lambda: producer.publish_many(envelopes))
+        for out in envelopes:
+            EVENTS_PUBLISHED.labels("routing", out.topic.value, out.type).inc()
+
+    async def send_raw(topic: str, key: bytes, value: bytes | None, headers: Any) -> None:
+        await until_acknowledged(
+            "re-key",
+            lambda: producer.send_raw(topic, key=key, value=value, headers=list(headers or ())),
+        )
+
+    def wrap(emits: Iterable[Emit], *, subject: str, cause: Envelope[Any] | None) -> list[Any]:
+        return [
+            Envelope.new(
+                e.data, subject=subject, source=settings.source, cause=cause, event_id=e.event_id
+            )
+            for e in emits
+        ]
+
+    def topic_label(message: Any) -> str:
+        """The logical topic name: metric labels must not vary with the environment prefix."""
+        return str(message.topic).removeprefix(kafka.topic_prefix)
+
+    def decode(message: Any) -> Envelope[Any]:
+        return decode_record(
+            message.key,
+            message.value,
+            message.headers,
+            position=(message.topic, message.partition, message.offset),
+        )
+
+    async def handle_safely(message: Any, handler: Any) -> None:
+        """One bad record goes to the dead-letter topic; the agent carries on."""
+        try:
+            await handler()
+        except InvalidEvent as exc:
+            invalid = exc
+            await until_acknowledged(
+                "dead-letter",
+                lambda: deadletters.send(
+                    message, reason=invalid.reason, detail=invalid.detail, errors=invalid.errors
+                ),
+            )
+        except Exception as exc:
+            # The type only: an exception's text may quote the complaint (personal data); the
+            # full detail travels with the record to the dead-letter topic.
+            log.error(
+                "routing could not process a record; dead-lettered",
+                extra={"error_type": type(exc).__name__, "topic": topic_label(message)},
+            )
+            detail = f"{type(exc).__name__}: {exc}"
+            await until_acknowledged(
+                "dead-letter",
+                lambda: deadletters.send(message, reason="processing_failed", detail=detail),
+            )
+
+    # ------------------------------------------------------------------ clocks and escalation
+
+    next_due: dict[str, datetime] = {}
+
+    def remember_due(key: str, state: ComplaintClock) -> None:
+        upcoming = [
+            t.due_at if t.warned else t.warn_at
+            for t in state.targets.values()
+            if t.open and not t.breached
+        ]
+        if state.closed or not upcoming:
+            next_due.pop(key, None)
+        else:
+            next_due[key] = min(upcoming)
+
+    async def on_clock_event(envelope: Envelope[Any], message: Any) -> None:
+        data = envelope.data
+        EVENTS_PROCESSED.labels("routing", topic_label(message), envelope.type).inc()
+        if isinstance(data, ComplaintReceived):
+            customer = customer_key(data.customer.id).encode()
+            product = surge_key(data.product, data.category).encode()
+            await asyncio.gather(
+                send_raw(by_customer_name, customer, message.value, message.headers),
+                send_raw(by_product_name, product, message.value, message.headers),
+            )
+            return
+        key = str(data.complaint_id)
+        raw = clocks.get(key)
+        state = ComplaintClock.model_validate(raw) if raw else machine.new(data.complaint_id)
+        event_id = str(envelope.id)
+        if isinstance(data, ComplaintPrioritized):
+            new, emits = machine.on_prioritized(
+                state, data, event_id=event_id, occurred_at=envelope.time
+            )
+        elif isinstance(data, SlaWarning | SlaBreached):
+            new, emits = machine.on_signal(
+                state,
+                "sla_warning" if isinstance(data, SlaWarning) else "sla_breached",
+                data.target,
+                data.generation,
+                event_id=event_id,
+            )
+        elif isinstance(data, ComplaintLinkedToIncident):
+            new, emits = machine.on_incident_link(
+                state,
+                incident_id=str(data.incident_id),
+                incident_priority=data.priority or policy.surge.incident_priority,
+                policy_rule=data.policy_rule or policy.surge.policy_rule,
+                event_id=event_id,
+            )
+        elif isinstance(data, ComplaintAcknowledged):
+            new, emits = machine.on_fact(
+                state, "acknowledged", at=data.acknowledged_at, event_id=event_id
+            )
+        elif isinstance(data, AgentResponded):
+            new, emits = machine.on_fact(
+                state,
+                "responded",
+                at=data.responded_at,
+                event_id=event_id,
+                holding_reply=data.holding_reply,
+            )
+        elif isinstance(data, ExternalAgentResponded):
+            new, emits = machine.on_fact(
+                state, "responded", at=data.responded_at, event_id=event_id
+            )
+        elif isinstance(data, InformationRequested):
+            new, emits = machine.on_fact(state, "paused", at=data.requested_at, event_id=event_id)
+        elif isinstance(data, CustomerReplied):
+            new, emits = machine.on_fact(state, "resumed", at=data.replied_at, event_id=event_id)
+        elif isinstance(data, ComplaintResolved):
+            new, emits = machine.on_fact(state, "resolved", at=data.resolved_at, event_id=event_id)
+        elif isinstance(data, ComplaintWithdrawn):
+            new, emits = machine.on_fact(
+                state, "withdrawn", at=data.withdrawn_at, event_id=event_id
+            )
+        else:
+            return
+        if new is state:
+            DUPLICATES_DROPPED.labels("routing", topic_label(message)).inc()
+            return
+        await publish(wrap(emits, subject=key, cause=envelope))
+        clocks[key] = new.model_dump(mode="json")
+        remember_due(key, new)
+
+    known_types = set(registered_event_types())
+
+    @app.agent(clock_inputs, concurrency=1)
+    async def track_clocks(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            event_type = _header(message.headers, "ce_type")
+            if event_type in known_types and event_type not in CLOCK_INPUTS:
+                continue  # a valid event this agent has no use for: skip without decoding
+
+            async def handle(message: Any = message) -> None:
+                envelope = decode(message)
+                if envelope is not None:
+                    await on_clock_event(envelope, message)
+
+            await handle_safely(message, handle)
+
+    in_flight: dict[Any, float] = {}
+    last_full_scan = [0.0]
+
+    @clocks.on_recover
+    async def rescan_after_recovery() -> None:
+        # Partitions (and their clocks) may have moved here: rebuild the index on the next tick.
+        last_full_scan[0] = 0.0
+
+    @app.timer(interval=settings.timer_interval_s)
+    async def sla_timer() -> None:
+        now = clock.now()
+        if (
+            not last_full_scan[0]
+            or time.monotonic() - last_full_scan[0] >= settings.full_scan_interval_s
+        ):
+            # After a restart or rebalance the index is rebuilt from the (recovered) table.
+            next_due.clear()
+            for key, raw in list(clocks.items()):
+                remember_due(key, ComplaintClock.model_validate(raw))
+            last_full_scan[0] = time.monotonic()
+        horizon = time.monotonic() - 120
+        for stale in [i for i, at in in_flight.items() if at < horizon]:
+            del in_flight[stale]
+        for key in [k for k, at in next_due.items() if at <= now]:
+            raw = clocks.get(key)
+            if not raw:
+                next_due.pop(key, None)
+                continue
+            state = ComplaintClock.model_validate(raw)
+            fresh = [e for e in machine.due_signals(state, now) if e.event_id not in in_flight]
+            if fresh:
+                await publish(wrap(fresh, subject=key, cause=None))
+                for emit in fresh:
+                    in_flight[emit.event_id] = time.monotonic()
+
+    # ------------------------------------------------------------------ priority and queue
+
+    async def on_customer_complaint(envelope: Envelope[Any], message: Any) -> None:
+        complaint = envelope.data
+        if not isinstance(complaint, ComplaintReceived):
+            return
+        key = customer_key(complaint.customer.id)
+        history: dict[str, str] = dict((histories.get(key) or {}).get("complaints", {}))
+        complaint_id = str(complaint.complaint_id)
+        if complaint_id in history:
+            DUPLICATES_DROPPED.labels("routing", topic_label(message)).inc()
+            return
+        earlier = tuple(
+            datetime.fromisoformat(at) for cid, at in history.items() if cid != complaint_id
+        )
+        decision = decide(complaint, policy, CustomerHistory(earlier=earlier))
+        common = {"complaint_id": complaint.complaint_id, "rules_version": policy.version}
+        prioritized = ComplaintPrioritized(
+            **common,
+            priority=decision.priority,
+            matched_rules=decision.priority_rules,
+            reason=decision.priority_reason,
+            received_at=complaint.received_at,
+            jurisdiction=complaint.jurisdiction,
+            product=complaint.product,
+            category=complaint.category,
+            public=complaint.public,
+        )
+        assigned = ComplaintAssigned(
+            **common,
+            queue=decision.queue,
+            matched_rules=decision.queue_rules,
+            reason=decision.queue_reason,
+        )
+        await publish(
+            [
+                Envelope.new(
+                    data,
+                    subject=envelope.subject,
+                    source=settings.source,
+                    cause=envelope,
+                    event_id=derived_event_id(envelope.id, kind, policy.version),
+                )
+                for kind, data in (("prioritized", prioritized), ("assigned", assigned))
+            ]
+        )
+        history[complaint_id] = complaint.received_at.isoformat()
+        if repeat_days:
+            cutoff = complaint.received_at.timestamp() - repeat_days * 86400
+            history = {
+                cid: at
+                for cid, at in history.items()
+                if datetime.fromisoformat(at).timestamp() >= cutoff
+            }
+        else:
+            history = {complaint_id: history[complaint_id]}
+        kept = sorted(history.items(), key=lambda item: item[1])[-HISTORY_KEPT:]
+        histories[key] = {"complaints": dict(kept)}
+
+    @app.agent(by_customer, concurrency=1)
+    async def prioritize(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+
+            async def handle(message: Any = message) -> None:
+                envelope = decode(message)
+                if envelope is not None:
+                    EVENTS_PROCESSED.labels(
+                        "routing", "complaints-by-customer", envelope.type
+                    ).inc()
+                    await on_customer_complaint(envelope, message)
+
+            await handle_safely(message, handle)
+
+    # ------------------------------------------------------------------ surge detection
+
+    def surge_envelopes(emits: list[SurgeEmit], cause: Envelope[Any] | None) -> list[Any]:
+        return [
+            Envelope.new(
+                e.data,
+                subject=e.subject,
+                source=settings.source,
+                cause=cause,
+                event_id=e.event_id,
+            )
+            for e in emits
+        ]
+
+    async def on_product_record(message: Any) -> None:
+        key = message.key.decode()
+        raw = surges.get(key)
+        tick = _header(message.headers, TICK_HEADER)
+        if tick is not None:
+            if not raw:
+                return
+            state = SurgeState.model_validate(raw)
+            new, emits = detector.on_tick(state, now=datetime.fromisoformat(tick))
+            cause = None
+        else:
+            envelope = decode(message)
+            complaint = envelope.data
+            if not isinstance(complaint, ComplaintReceived):
+                return
+            EVENTS_PROCESSED.labels("routing", "complaints-by-product", envelope.type).inc()
+            if raw:
+                state = SurgeState.model_validate(raw)
+            else:
+                state = SurgeState(product=complaint.product, category=complaint.category)
+            new, emits = detector.on_complaint(
+                state, complaint_id=complaint.complaint_id, received_at=complaint.received_at
+            )
+            cause = envelope
+        if new is state:
+            DUPLICATES_DROPPED.labels("routing", topic_label(message)).inc()
+            return
+        await publish(surge_envelopes(emits, cause))
+        surges[key] = new.model_dump(mode="json")
+
+    @app.agent(by_product, concurrency=1)
+    async def detect_surges(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+
+            async def handle(message: Any = message) -> None:
+                await on_product_record(message)
+
+            await handle_safely(message, handle)
+
+    @app.timer(interval=settings.surge_tick_interval_s)
+    async def surge_timer() -> None:
+        now = clock.now()
+        for key, raw in list(surges.items()):
+            if (
+                raw
+                and raw.get("incident")
+                and detector.resolution_due(SurgeState.model_validate(raw), now)
+            ):
+                await send_raw(
+                    by_product_name, key.encode(), None, [(TICK_HEADER, now.isoformat().encode())]
+                )
+
+    # ------------------------------------------------------------------ web
 
     @app.task
     async def connect_producer() -> None:
         await producer.start_in_background()
-
-    @app.agent(complaints_topic, concurrency=1)
-    async def route(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                envelope = decode_record(
-                    message.key,
-                    message.value,
-                    message.headers,
-                    position=(message.topic, message.partition, message.offset),
-                )
-            except InvalidEvent as exc:
-                await deadletters.send(
-                    message, reason=exc.reason, detail=exc.detail, errors=exc.errors
-                )
-                continue
-            EVENTS_PROCESSED.labels("routing", TopicName.COMPLAINTS.value, envelope.type).inc()
-            if isinstance(envelope.data, ComplaintReceived):
-                await _prioritize(envelope)
-
-    async def _prioritize(envelope: Envelope[Any]) -> None:
-        complaint: ComplaintReceived = envelope.data
-        decision = decide_priority(complaint, rules)
-        out = Envelope.new(
-            ComplaintPrioritized(
-                complaint_id=complaint.complaint_id,
-                priority=decision.priority,
-                matched_rules=decision.matched_rules,
-                rules_version=rules.version,
-                reason=decision.reason,
-            ),
-            subject=envelope.subject,
-            source=settings.source,
-            cause=envelope,
-            event_id=derived_event_id(envelope.id, "prioritized", rules.version),
-        )
-        await producer.start()
-        await producer.publish(out)
-        EVENTS_PUBLISHED.labels("routing", out.topic.value, out.type).inc()
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -105,16 +585,20 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ok = await producer.is_connected() and app.rebalancing is False
+        # Ready only once partitions are assigned and tables recovered: before that, records
+        # already on the topics wait, and a worker that says ready should be working.
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        ok = recovered and app.rebalancing is False and await producer.is_connected()
         return web.json({"status": "ready" if ok else "not_ready"}, status=200 if ok else 503)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def flush_producer(app: Any, **kwargs: Any) -> None:
         await producer.stop()
 
     app.conf.redress_producer = producer  # type: ignore[attr-defined]
+    app.conf.redress_policy = policy  # type: ignore[attr-defined]
     return app

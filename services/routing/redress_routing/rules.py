@@ -1,85 +1,145 @@
-"""Priority rules as data: parsed and validated at start, evaluated by a pure function."""
+"""Priority and assignment: pure, deterministic evaluation of the policy's rules.
+
+Every rule whose conditions hold is recorded. The most urgent priority any matching rule gives
+wins, so no rule can lower what another rule's substance earned; the first matching rule that
+names a queue picks the queue. Rules conditioned on customer tier may only pick a queue (the
+policy loader refuses anything else).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from datetime import datetime, timedelta
+from decimal import Decimal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redress_events.catalogue import ComplaintReceived
 from redress_events.values import Priority
 
+from redress_routing.config import Condition, ConfigError, RoutingPolicy, Rule, load_policy
 
-class Condition(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    category: tuple[str, ...] | None = None
-    channel: tuple[str, ...] | None = None
-    public: bool | None = None
-    text_contains_any: tuple[str, ...] | None = None
-
-    def matches(self, complaint: ComplaintReceived) -> bool:
-        if self.category is not None and complaint.category not in self.category:
-            return False
-        if self.channel is not None and complaint.channel.value not in self.channel:
-            return False
-        if self.public is not None and complaint.public != self.public:
-            return False
-        if self.text_contains_any is not None:
-            text = complaint.description.lower()
-            if not any(word.lower() in text for word in self.text_contains_any):
-                return False
-        return True
-
-
-class Rule(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str = Field(min_length=1)
-    priority: Priority
-    when: Condition
-    reason: str = Field(min_length=1)
-
-
-class RuleSet(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    version: str = Field(min_length=1)
-    default_priority: Priority = Priority.P4
-    rules: tuple[Rule, ...]
-
-
-class RulesError(Exception):
-    """A rules file that must not be used; the message names the place and the problem."""
-
-
-def load_rules(path: Path) -> RuleSet:
-    try:
-        raw: Any = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return RuleSet.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise RulesError(f"{path}: {problems}") from exc
+RulesError = ConfigError  # the name __main__ and older callers know
+load_rules = load_policy
 
 
 @dataclass(frozen=True)
-class PriorityDecision:
+class CustomerHistory:
+    """When the same customer's earlier complaints arrived (kept by the routing worker)."""
+
+    earlier: tuple[datetime, ...] = ()
+
+    def count_within(self, days: int, *, before: datetime) -> int:
+        since = before - timedelta(days=days)
+        return sum(1 for at in self.earlier if since <= at < before)
+
+
+def _contains_keyword(text: str, keyword: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", text) is not None
+
+
+def condition_holds(
+    condition: Condition, complaint: ComplaintReceived, history: CustomerHistory
+) -> bool:
+    checks: list[bool] = []
+    if condition.category is not None:
+        checks.append(complaint.category in condition.category)
+    if condition.product is not None:
+        checks.append(complaint.product in condition.product)
+    if condition.channel is not None:
+        checks.append(complaint.channel in condition.channel)
+    if condition.public is not None:
+        checks.append(complaint.public == condition.public)
+    if condition.tier is not None:
+        checks.append(complaint.customer.tier in condition.tier)
+    if condition.vulnerable is not None:
+        checks.append(complaint.customer.vulnerable == condition.vulnerable)
+    if condition.keywords_any is not None:
+        text = complaint.description.lower()
+        checks.append(any(_contains_keyword(text, word) for word in condition.keywords_any))
+    if condition.remedy_sought is not None:
+        checks.append(complaint.remedy_sought in condition.remedy_sought)
+    if condition.amount_at_least is not None:
+        stake = complaint.amount_at_stake
+        threshold = condition.amount_at_least
+        checks.append(
+            stake is not None
+            and stake.currency == threshold.currency
+            and stake.amount >= Decimal(str(threshold.amount))
+        )
+    if condition.jurisdiction is not None:
+        checks.append(complaint.jurisdiction in condition.jurisdiction)
+    if condition.repeat is not None:
+        earlier = history.count_within(condition.repeat.days, before=complaint.received_at)
+        checks.append(earlier >= condition.repeat.at_least)
+    return all(checks)
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
     priority: Priority
+    priority_rules: tuple[str, ...]
+    priority_reason: str
+    queue: str
+    queue_rules: tuple[str, ...]
+    queue_reason: str
     matched_rules: tuple[str, ...]
-    reason: str
 
 
-def decide_priority(complaint: ComplaintReceived, rules: RuleSet) -> PriorityDecision:
-    matched = [rule for rule in rules.rules if rule.when.matches(complaint)]
-    if not matched:
-        return PriorityDecision(rules.default_priority, (), "no rule matched; default priority")
-    best = min(matched, key=lambda r: r.priority.rank)
-    reason = "; ".join(f"{r.id}: {r.reason}" for r in matched)
-    return PriorityDecision(best.priority, tuple(r.id for r in matched), reason)
+def _explain(rules: list[Rule]) -> str:
+    return "; ".join(f"{rule.id}: {rule.reason}" for rule in rules)
+
+
+def decide(
+    complaint: ComplaintReceived, policy: RoutingPolicy, history: CustomerHistory | None = None
+) -> RoutingDecision:
+    history = history or CustomerHistory()
+    matched = [rule for rule in policy.rules if condition_holds(rule.when, complaint, history)]
+    with_priority = [rule for rule in matched if rule.priority is not None]
+    with_queue = [rule for rule in matched if rule.queue is not None]
+
+    if with_priority:
+        priority = min((r.priority for r in with_priority if r.priority), key=lambda p: p.rank)
+        deciding = [rule for rule in with_priority if rule.priority == priority]
+        others = [rule for rule in with_priority if rule.priority != priority]
+        priority_reason = f"{priority.value} because {_explain(deciding)}"
+        if others:
+            priority_reason += f"; also matched (less urgent): {_explain(others)}"
+    else:
+        priority = policy.default_priority
+        deciding = []
+        priority_reason = f"{priority.value}: no priority rule matched; default priority"
+
+    if with_queue:
+        queue_rule = with_queue[0]
+        queue = queue_rule.queue or policy.default_queue
+        queue_rules: tuple[str, ...] = (queue_rule.id,)
+        queue_reason = f"queue {queue} because {_explain([queue_rule])}"
+    else:
+        queue, queue_rules = policy.default_queue, ()
+        queue_reason = f"queue {queue}: no queue rule matched; default queue"
+
+    return RoutingDecision(
+        priority=priority,
+        priority_rules=tuple(rule.id for rule in with_priority),
+        priority_reason=priority_reason,
+        queue=queue,
+        queue_rules=queue_rules,
+        queue_reason=queue_reason,
+        matched_rules=tuple(rule.id for rule in matched),
+    )
+
+
+def longest_repeat_window_days(policy: RoutingPolicy) -> int:
+    """How far back the worker must remember a customer's complaints."""
+    return max((r.when.repeat.days for r in policy.rules if r.when.repeat), default=0)
+
+
+__all__ = [
+    "CustomerHistory",
+    "RoutingDecision",
+    "RulesError",
+    "condition_holds",
+    "decide",
+    "load_rules",
+    "longest_repeat_window_days",
+]

@@ -22,4 +22,17 @@ class RoutingSettings(BaseSettings):
     source: str = "/redress/routing"
     rules_file: Path = DEFAULT_RULES
     table_store: str = Field(default="rocksdb://", description="rocksdb:// or memory://")
+    clock_offset_file: Path | None = Field(
+        default=None,
+        description="file holding seconds to add to the timer's clock (tests and drills)",
+    )
+    timer_interval_s: float = Field(
+        default=1.0, gt=0, description="how often due SLA warnings and breaches are looked for"
+    )
+    full_scan_interval_s: float = Field(
+        default=30.0, gt=0, description="how often the timer re-reads every clock in the table"
+    )
+    surge_tick_interval_s: float = Field(
+        default=30.0, gt=0, description="how often open incidents are checked for going quiet"
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

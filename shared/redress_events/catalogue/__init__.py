@@ -34,6 +34,7 @@ from redress_events.catalogue.routing import (
     SlaClockPaused,
     SlaClockResumed,
     SlaClockStarted,
+    SlaDeadlineExtended,
     SlaMet,
     SlaWarning,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "SlaClockPaused",
     "SlaClockResumed",
     "SlaClockStarted",
+    "SlaDeadlineExtended",
     "SlaMet",
     "SlaWarning",
 ]

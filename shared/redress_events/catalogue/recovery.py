@@ -73,6 +73,7 @@ class CustomerReplied(EventData):
     complaint_id: uuid.UUID
     message: Text
     replied_at: datetime
+    actor: Actor | None = Field(default=None, description="who recorded the reply")
 
 
 class RemedyProposed(EventData):
@@ -101,6 +102,7 @@ class RemedyAccepted(EventData):
     complaint_id: uuid.UUID
     remedy_id: uuid.UUID
     accepted_at: datetime
+    actor: Actor | None = Field(default=None, description="who recorded the acceptance")
 
 
 class RemedyDeclined(EventData):
@@ -111,6 +113,7 @@ class RemedyDeclined(EventData):
     remedy_id: uuid.UUID
     reason: str | None = None
     declined_at: datetime
+    actor: Actor | None = Field(default=None, description="who recorded the decline")
 
 
 class RemedyFulfilmentRecorded(EventData):
@@ -122,6 +125,8 @@ class RemedyFulfilmentRecorded(EventData):
     step: FulfilmentStep
     reference: str | None = None
     recorded_at: datetime
+    remedy_type: RemedyType | None = Field(default=None, description="the remedy being given")
+    actor: Actor | None = None
 
 
 class ComplaintResolved(EventData):
@@ -135,6 +140,12 @@ class ComplaintResolved(EventData):
     ombudsman: str | None = Field(default=None, description="where the customer may refer it")
     referral_deadline: datetime | None = Field(default=None, description="e.g. FOS: 6 months")
     resolved_at: datetime
+    # Customers judge by comparison: what was sought, offered and given, side by side.
+    remedy_sought: RemedyType | None = Field(default=None, description="asked for at intake")
+    remedies_offered: tuple[RemedyType, ...] = Field(default=(), description="proposed so far")
+    remedies_given: tuple[RemedyType, ...] = Field(
+        default=(), description="accepted by the customer (being or already fulfilled)"
+    )
 
 
 class ComplaintReopened(EventData):
@@ -144,6 +155,7 @@ class ComplaintReopened(EventData):
     complaint_id: uuid.UUID
     reason: Text
     reopened_at: datetime
+    actor: Actor | None = None
 
 
 class SatisfactionRecorded(EventData):
@@ -154,6 +166,7 @@ class SatisfactionRecorded(EventData):
     score: int = Field(ge=1, le=10)
     comment: Annotated[str, StringConstraints(max_length=5000)] | None = None
     recorded_at: datetime
+    actor: Actor | None = None
 
 
 class GuaranteeTriggered(EventData):
@@ -179,3 +192,4 @@ class CompensationIssued(EventData):
     compensation_type: RemedyType
     amount: Money | None = None
     issued_at: datetime
+    guarantee_version: str | None = Field(default=None, description="policy file version")

@@ -39,6 +39,13 @@ class ComplaintPrioritized(EventData):
     matched_rules: tuple[RuleId, ...] = Field(description="ids of every rule that matched")
     rules_version: str
     reason: str = Field(description="human-readable explanation of the decision")
+    # Facts the SLA clocks need, so they start from this one event (topics are not ordered
+    # with each other). Optional: absent in events written before they were added.
+    received_at: datetime | None = Field(default=None, description="when the clocks start")
+    jurisdiction: str | None = None
+    product: str | None = None
+    category: str | None = None
+    public: bool | None = None
 
 
 class ComplaintAssigned(EventData):
@@ -101,6 +108,7 @@ class SlaWarning(EventData):
     policy_id: str
     due_at: datetime
     share_elapsed: float
+    generation: int = Field(default=0, description="bumped each time this deadline moves")
 
 
 class SlaBreached(EventData):
@@ -112,6 +120,7 @@ class SlaBreached(EventData):
     policy_id: str
     due_at: datetime
     breached_at: datetime
+    generation: int = Field(default=0, description="bumped each time this deadline moves")
 
 
 class SlaMet(EventData):
@@ -124,6 +133,21 @@ class SlaMet(EventData):
     due_at: datetime
     met_at: datetime
     elapsed_seconds: float = Field(description="business seconds from start to the target event")
+    generation: int = Field(default=0, description="bumped each time this deadline moves")
+
+
+class SlaDeadlineExtended(EventData):
+    """A deadline moved later by rule, e.g. FCA DISP payment services: 15 → 35 business days
+    after a holding reply."""
+
+    event_type = "redress.routing.sla_deadline_extended.v1"
+    topic = TopicName.ROUTING
+
+    complaint_id: uuid.UUID
+    target: SlaTarget
+    policy_id: str
+    deadline: SlaDeadline
+    reason: str
 
 
 class ComplaintEscalated(EventData):
@@ -160,6 +184,9 @@ class ComplaintLinkedToIncident(EventData):
     incident_id: uuid.UUID
     product: str
     category: str
+    priority: Priority | None = Field(default=None, description="the incident's priority")
+    policy_rule: str | None = None
+    reason: str | None = None
 
 
 class IncidentDetected(EventData):

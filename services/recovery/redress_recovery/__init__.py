@@ -1,0 +1,2 @@
+"""recovery: case work on complaints (acknowledge, respond, remedies, resolution, reopening,
+satisfaction) and service guarantees that pay out exactly once per complaint and guarantee."""
