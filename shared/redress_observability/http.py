@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -68,23 +69,75 @@ def health_router(readiness: ReadinessCheck) -> APIRouter:
 MAX_BODY_BYTES = 1_048_576
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """413 for bodies over `max_bytes`: by Content-Length up front, and by counting the bytes
+    of chunked bodies as they arrive (a missing Content-Length must not be a way around it)."""
+
+    def __init__(self, app: Any, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large(send)
+            return
+        received = 0
+        too_large = False
+        replaced = False
+
+        async def counting_receive() -> Any:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        async def replacing_send(message: Any) -> None:
+            # The framework turns the aborted read into its own error answer; answer 413 instead.
+            nonlocal replaced
+            if too_large:
+                if not replaced:
+                    replaced = True
+                    await self._too_large(send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, replacing_send)
+        except _BodyTooLarge:
+            if not replaced:
+                await self._too_large(send)
+
+    async def _too_large(self, send: Any) -> None:
+        response = JSONResponse(
+            {"error": "payload_too_large", "detail": f"body exceeds {self.max_bytes} bytes"},
+            status_code=413,
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Any:
+    return {"type": "http.disconnect"}
+
+
 def install_common_http(app: FastAPI, service: str) -> None:
     """RED metrics, access control (bearer JWT, scopes, per-token rate limit: see
     `redress_auth`), a 1 MiB body limit (413), and 422s that list each field's problem
     without echoing the submitted (possibly personal) values back."""
     from fastapi.exceptions import RequestValidationError
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse(
-                {"error": "payload_too_large", "detail": f"body exceeds {MAX_BODY_BYTES} bytes"},
-                status_code=413,
-            )
-        return await call_next(request)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
 
     # Added after the body limit so it runs before it (a stranger learns nothing about sizes),
     # and before RED metrics so that refusals are counted too.
