@@ -147,7 +147,9 @@ def gate_from_settings(service: str, settings: AuthSettings) -> AccessGate:
 
 def install_auth(app: FastAPI, *, service: str, settings: AuthSettings | None = None) -> None:
     """Require a token with the service's scope on every path but the open ones."""
-    gate = gate_from_settings(service, settings or AuthSettings())
+    from redress_config import load_settings
+
+    gate = gate_from_settings(service, settings or load_settings(AuthSettings, service=service))
     app.state.access_gate = gate
 
     @app.middleware("http")
