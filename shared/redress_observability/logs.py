@@ -12,7 +12,8 @@ from typing import Any
 # Field names whose values are personal data; they never reach a log line.
 PII_FIELDS = frozenset({"name", "email", "phone", "description", "message", "comment", "customer"})
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-_PHONE = re.compile(r"\+?\d[\d ()-]{7,}\d")
+# Not inside a longer token (a decimal, an id, a timestamp): those are not phone numbers.
+_PHONE = re.compile(r"(?<![\w.:])\+?\d[\d ()-]{7,}\d(?![\w.:])")
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message",
     "asctime",

@@ -35,7 +35,6 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redress_events import (
     Envelope,
-    InvalidEvent,
     TopicName,
     decode_record,
     derived_event_id,
@@ -58,13 +57,23 @@ from redress_events.catalogue import (
 )
 from redress_events.topics import EVENT_PARTITIONS
 from redress_kafka.deadletter import DeadLetterWriter
-from redress_kafka.producer import BrokerUnavailable, EventProducer
 from redress_kafka.settings import KafkaSettings
 from redress_observability.metrics import DUPLICATES_DROPPED, EVENTS_PROCESSED, EVENTS_PUBLISHED
 
 from redress_routing.clock import clock_from
 from redress_routing.clocks import ClockMachine, ComplaintClock, Emit
 from redress_routing.config import load_policy
+from redress_routing.delivery import RenewableProducer, process_or_dead_letter
+from redress_routing.delivery import until_acknowledged as retry_until_acknowledged
+from redress_routing.diagnostics import (
+    AgentRuns,
+    AssignmentWatch,
+    ConnectionWatch,
+    StallWatch,
+    by_topic,
+    log_exception,
+    logged_agent,
+)
 from redress_routing.rules import CustomerHistory, decide, longest_repeat_window_days
 from redress_routing.settings import RoutingSettings
 from redress_routing.surge import SurgeDetector, SurgeEmit, SurgeState, surge_key
@@ -72,6 +81,15 @@ from redress_routing.surge import SurgeDetector, SurgeEmit, SurgeState, surge_ke
 log = logging.getLogger(__name__)
 
 TICK_HEADER = "redress_surge_tick"
+# Self-watch (see diagnostics.py): how often Kafka connectivity, the assignment and progress are
+# checked; how long a partition with records waiting may not move before it is logged as
+# stalled; how often the consumer refreshes metadata (aiokafka rejoins the group when a
+# subscribed topic's partitions change in it); least time between two rejoins asked for an
+# assignment lacking a topic.
+WATCH_INTERVAL_S = 2.0
+STALL_AFTER_S = 20.0
+METADATA_MAX_AGE_S = 10.0
+REJOIN_INTERVAL_S = 15.0
 HISTORY_KEPT = 200
 # Event types the clocks agent acts on; everything else on its topics is skipped unread.
 CLOCK_INPUTS = {
@@ -110,20 +128,45 @@ class RoutingApp(faust.App):
 
     faust declares internal topics while the consumer is already joining the group; the
     assignor then skips any topic missing from the metadata it has ("Ignoring missing topic")
-    and the agent on it receives nothing until the next rebalance. Creating them first closes
-    that race.
+    and the agent on it receives nothing until the next rebalance. Creating them first, and
+    waiting until the broker's metadata shows every topic the worker reads, closes that race.
+    (A rebalance can still meet a broker whose metadata is incomplete, e.g. just after it
+    restarted: `create_app` watches for an assignment that lacks a topic and rejoins.)
     """
 
     internal_topics: dict[str, dict[str, str]] = {}
+    source_topics: set[str] = set()
 
     async def on_first_start(self) -> None:
-        await create_internal_topics(self.redress_kafka, self.internal_topics)
+        await create_internal_topics(self.redress_kafka, self.internal_topics, self.source_topics)
         await super().on_first_start()
 
     redress_kafka: KafkaSettings
 
 
-async def create_internal_topics(kafka: KafkaSettings, topics: dict[str, dict[str, str]]) -> None:
+def unready_topics(described: Iterable[dict[str, Any]], names: Iterable[str]) -> list[str]:
+    """Which of `names` a metadata answer does not show whole: unknown, in error, with fewer
+    partitions than expected, or with a partition that has no leader."""
+    by_name = {t["topic"]: t for t in described}
+    missing = []
+    for name in sorted(set(names)):
+        topic = by_name.get(name)
+        partitions = (topic or {}).get("partitions") or []
+        if (
+            topic is None
+            or topic.get("error_code")
+            or len(partitions) < EVENT_PARTITIONS
+            or any(p.get("error_code") or p.get("leader", -1) < 0 for p in partitions)
+        ):
+            missing.append(name)
+    return missing
+
+
+async def create_internal_topics(
+    kafka: KafkaSettings, topics: dict[str, dict[str, str]], wait_for: Iterable[str] = ()
+) -> None:
+    """Create the internal topics, then wait until metadata shows them and `wait_for` whole."""
+    expected = set(topics) | set(wait_for)
     admin = AIOKafkaAdminClient(**kafka.client_kwargs())  # type: ignore[arg-type]
     delay = 0.5
     while True:
@@ -138,14 +181,20 @@ async def create_internal_topics(kafka: KafkaSettings, topics: dict[str, dict[st
             if missing:
                 with suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
-            return
+            unready = unready_topics(await admin.describe_topics(sorted(expected)), expected)
+            if not unready:
+                return
+            log.info(
+                "routing waiting for topics to appear in kafka metadata",
+                extra={"topics": [t.removeprefix(kafka.topic_prefix) for t in unready]},
+            )
         except (KafkaError, OSError) as exc:
             log.warning("routing waiting for kafka to create topics", extra={"error": str(exc)})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
         finally:
             await admin.close()
             admin = AIOKafkaAdminClient(**kafka.client_kwargs())  # type: ignore[arg-type]
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def create_app(settings: RoutingSettings | None = None) -> faust.App:
@@ -177,8 +226,12 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         broker_commit_every=100,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
+        # aiokafka rejoins the group when a subscribed topic's partitions change in metadata;
+        # refreshing often lets a worker whose assignment skipped a topic (missing from the
+        # broker's metadata at the rebalance, e.g. just after a restart) notice it soon.
+        consumer_metadata_max_age_ms=int(METADATA_MAX_AGE_S * 1000),
     )
-    producer = EventProducer(kafka, client_id="routing")
+    producer = RenewableProducer(kafka, client_id="routing")
     deadletters = DeadLetterWriter(producer, settings=kafka, consumer=app_id, service="routing")
 
     def raw_topic(*names: str, internal: bool = False) -> Any:
@@ -211,6 +264,11 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
     histories = table("customer-history")
     surges = table("surge-windows")
     app.redress_kafka = kafka
+    app.source_topics = {
+        kafka.topic(TopicName.COMPLAINTS),
+        kafka.topic(TopicName.ROUTING),
+        kafka.topic(TopicName.CASES),
+    }
     week_ms = str(7 * 24 * 3600 * 1000)
     app.internal_topics = {
         by_customer_name: {"retention.ms": week_ms},
@@ -226,16 +284,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
     async def until_acknowledged(what: str, send: Callable[[], Awaitable[Any]]) -> None:
         """Retry while the broker is away: an agent never moves past an input whose outputs
         are not acknowledged (the offset is committed only after this returns)."""
-        delay = 0.5
-        while True:
-            try:
-                await producer.start()
-                await send()
-                return
-            except (BrokerUnavailable, KafkaError, OSError) as exc:
-                log.warning(f"routing {what} waiting for kafka", extra={"error": str(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await retry_until_acknowledged(what, send, connect=producer.start, renew=producer.renew)
 
     async def publish(envelopes: list[Envelope[Any]]) -> None:
         if not envelopes:
@@ -247,7 +296,11 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
     async def send_raw(topic: str, key: bytes, value: bytes | None, headers: Any) -> None:
         await until_acknowledged(
             "re-key",
-            lambda: producer.send_raw(topic, key=key, value=value, headers=list(headers or ())),
+            # Bounded like publish_many: an idempotent send never expires by itself.
+            lambda: asyncio.wait_for(
+                producer.send_raw(topic, key=key, value=value, headers=list(headers or ())),
+                timeout=kafka.produce_timeout_s,
+            ),
         )
 
     def wrap(emits: Iterable[Emit], *, subject: str, cause: Envelope[Any] | None) -> list[Any]:
@@ -272,28 +325,22 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
 
     async def handle_safely(message: Any, handler: Any) -> None:
         """One bad record goes to the dead-letter topic; the agent carries on."""
-        try:
-            await handler()
-        except InvalidEvent as exc:
-            invalid = exc
+
+        async def dead_letter(reason: str, detail: str, errors: Any) -> None:
             await until_acknowledged(
                 "dead-letter",
-                lambda: deadletters.send(
-                    message, reason=invalid.reason, detail=invalid.detail, errors=invalid.errors
-                ),
+                lambda: deadletters.send(message, reason=reason, detail=detail, errors=errors),
             )
-        except Exception as exc:
-            # The type only: an exception's text may quote the complaint (personal data); the
-            # full detail travels with the record to the dead-letter topic.
-            log.error(
-                "routing could not process a record; dead-lettered",
-                extra={"error_type": type(exc).__name__, "topic": topic_label(message)},
-            )
-            detail = f"{type(exc).__name__}: {exc}"
-            await until_acknowledged(
-                "dead-letter",
-                lambda: deadletters.send(message, reason="processing_failed", detail=detail),
-            )
+
+        await process_or_dead_letter(
+            handler,
+            dead_letter,
+            where={
+                "topic": topic_label(message),
+                "partition": message.partition,
+                "offset": message.offset,
+            },
+        )
 
     # ------------------------------------------------------------------ clocks and escalation
 
@@ -381,8 +428,10 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         remember_due(key, new)
 
     known_types = set(registered_event_types())
+    agent_runs = AgentRuns()
 
     @app.agent(clock_inputs, concurrency=1)
+    @logged_agent(agent_runs)
     async def track_clocks(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
@@ -492,6 +541,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         histories[key] = {"complaints": dict(kept)}
 
     @app.agent(by_customer, concurrency=1)
+    @logged_agent(agent_runs)
     async def prioritize(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
@@ -551,6 +601,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         surges[key] = new.model_dump(mode="json")
 
     @app.agent(by_product, concurrency=1)
+    @logged_agent(agent_runs)
     async def detect_surges(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
@@ -573,6 +624,89 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
                     by_product_name, key.encode(), None, [(TICK_HEADER, now.isoformat().encode())]
                 )
 
+    # ------------------------------------------------------------------ diagnostics
+
+    prefix = kafka.topic_prefix
+    assignment = AssignmentWatch(
+        app.source_topics | set(app.internal_topics),
+        prefix=prefix,
+        grace_s=WATCH_INTERVAL_S,
+        every_s=REJOIN_INTERVAL_S,
+    )
+    progress_topics = app.source_topics | {by_customer_name, by_product_name}
+
+    def assigned_topics() -> set[str]:
+        return {tp.topic for tp in app.consumer.assignment()}
+
+    def assignment_gaps() -> list[str]:
+        """Consumed topics missing from a non-empty assignment (the agent on them is idle)."""
+        return assignment.gaps(assigned_topics())
+
+    async def request_rejoin() -> None:
+        """Refresh metadata and rejoin the group, so the assignor sees every topic again."""
+        thread = app.consumer._thread  # type: ignore[attr-defined]
+
+        async def rejoin() -> None:
+            consumer = thread._ensure_consumer()
+            await consumer._client.force_metadata_update()
+            consumer._coordinator.request_rejoin()
+
+        await thread.call_thread(rejoin)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def log_revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
+        log.info("routing partitions revoked", extra={"partitions": by_topic(revoked, prefix)})
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def log_assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
+        gaps = assignment_gaps()
+        log.log(
+            logging.WARNING if gaps else logging.INFO,
+            "routing partitions assigned" + (" without some topics" if gaps else ""),
+            extra={
+                "partitions": by_topic(assigned, prefix),
+                "generation": app.consumer_generation_id,
+                **({"missing_topics": gaps} if gaps else {}),
+            },
+        )
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def log_recovered(app: Any, **kwargs: Any) -> None:
+        log.info(
+            "routing table recovery completed",
+            extra={"generation": app.consumer_generation_id},
+        )
+
+    connection = ConnectionWatch(lambda: producer.is_connected())
+    stalls = StallWatch(STALL_AFTER_S, prefix)
+
+    async def positions() -> dict[Any, tuple[int | None, int]]:
+        consumer = app.consumer
+        tps = [tp for tp in consumer.assignment() if tp.topic in progress_topics]
+        if not tps:
+            return {}
+        highwaters = await asyncio.wait_for(consumer.highwaters(*tps), timeout=10.0)
+        committed = consumer._committed_offset  # type: ignore[attr-defined]
+        return {tp: (committed.get(tp), int(highwaters.get(tp) or 0)) for tp in tps}
+
+    @app.timer(interval=WATCH_INTERVAL_S)
+    async def watch() -> None:
+        if not producer.started:  # renewed (or never connected): connect even when idle
+            with suppress(Exception):
+                await asyncio.wait_for(producer.start(), timeout=WATCH_INTERVAL_S * 5)
+        await connection.check()
+        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            return
+        try:
+            now = time.monotonic()
+            if assignment.rejoin_due(assigned_topics(), now):
+                await request_rejoin()
+            stalls.observe(await positions(), now)
+        except (TimeoutError, KafkaError):
+            pass  # the broker is away: ConnectionWatch has said so; look again next time
+        except Exception as exc:  # a diagnostic must never take the worker down
+            log_exception(log, "routing progress check failed", exc, level=logging.WARNING)
+
     # ------------------------------------------------------------------ web
 
     @app.task
@@ -587,8 +721,14 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
     async def readyz(web: Any, request: Any) -> Any:
         # Ready only once partitions are assigned and tables recovered: before that, records
         # already on the topics wait, and a worker that says ready should be working.
+        # An assignment that lacks a topic leaves an agent idle: not ready until repaired.
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        ok = recovered and app.rebalancing is False and await producer.is_connected()
+        ok = (
+            recovered
+            and app.rebalancing is False
+            and not assignment_gaps()
+            and await producer.is_connected()
+        )
         return web.json({"status": "ready" if ok else "not_ready"}, status=200 if ok else 503)
 
     @app.page("/metrics")

@@ -1,0 +1,172 @@
+"""How an agent gets its outputs acknowledged, and what happens to a record it cannot process.
+
+The contract every agent keeps: the input's offset is committed (faust acks the event when the
+agent asks for the next one) only after every output of that input is acknowledged by the
+broker. So publishing never gives up on a broker that is away — it retries, and the stream waits
+— and only a record that can never be processed (undecodable, or a processing bug) goes to the
+dead-letter topic, itself retried until acknowledged, with a log line carrying the stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
+from redress_events import InvalidEvent
+from redress_kafka.producer import BrokerUnavailable, EventProducer
+
+from redress_routing.diagnostics import log_exception
+
+log = logging.getLogger(__name__)
+
+# What a broker that is away (or restarting, or electing leaders) looks like to a publisher.
+RETRYABLE: tuple[type[BaseException], ...] = (BrokerUnavailable, KafkaError, OSError)
+
+# Errors an idempotent producer does not recover from by retrying: its producer id or its
+# per-partition sequence numbers no longer match the broker's (seen after a broker restart while
+# a batch was in flight: every later send to that partition is refused with
+# OutOfOrderSequenceNumber, for ever). Only a new producer (new id, sequences from 0) gets past.
+WEDGED: tuple[type[BaseException], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
+
+Sleep = Callable[[float], Awaitable[Any]]
+
+
+def producer_is_wedged(exc: BaseException) -> bool:
+    """True when `exc` (or what it wraps) says the producer's idempotence state is broken."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, WEDGED):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class RenewableProducer(EventProducer):
+    """The shared idempotent producer, plus `renew()`: drop the Kafka client and build a new one
+    on the next `start()` (a new producer id), for a producer that retrying cannot fix."""
+
+    renewals = 0
+
+    async def renew(self, *, grace_s: float = 1.0) -> None:
+        async with self._lock:
+            old, self._producer = self._producer, None
+        self.renewals += 1
+        if old is not None:
+            await discard(old, grace_s=grace_s)
+
+
+async def discard(producer: AIOKafkaProducer, *, grace_s: float) -> None:
+    """Close a producer without waiting for the batches it still holds (`stop()` would wait for
+    them for ever when it is wedged). The caller sends what they held again, with the same
+    ids, through the new producer."""
+    producer._closed = True  # type: ignore[attr-defined]  # what stop() marks first
+    sender = getattr(producer, "_sender", None)
+    with suppress(Exception):
+        if sender is not None:
+            await asyncio.wait_for(sender.close(), timeout=grace_s)
+    with suppress(Exception):
+        await asyncio.wait_for(producer.client.close(), timeout=grace_s)
+
+
+async def until_acknowledged(
+    what: str,
+    send: Callable[[], Awaitable[Any]],
+    *,
+    connect: Callable[[], Awaitable[Any]],
+    renew: Callable[[], Awaitable[Any]] | None = None,
+    renew_after: int = 4,
+    sleep: Sleep = asyncio.sleep,
+    first_delay_s: float = 0.5,
+    max_delay_s: float = 10.0,
+) -> int:
+    """Call `send` until the broker acknowledges it; returns the number of attempts.
+
+    Retries (with backoff) while the error is one of RETRYABLE; anything else is not a broker
+    problem and is raised to the caller. The producer is renewed (`renew`) at once when it is
+    wedged (see WEDGED), and after `renew_after` failures in a row in case it is stuck some
+    other way. Outputs carry deterministic ids, so a send repeated after a lost acknowledgement
+    (or by a renewed producer) is recognised downstream.
+    """
+    delay = first_delay_s
+    attempt = 0
+    failures_since_renewal = 0
+    while True:
+        attempt += 1
+        try:
+            await connect()
+            await send()
+        except RETRYABLE as exc:
+            failures_since_renewal += 1
+            wedged = producer_is_wedged(exc)
+            log.warning(
+                f"routing {what} waiting for kafka",
+                extra={
+                    "error": str(exc),
+                    "error_type": type(exc).__name__,
+                    "attempt": attempt,
+                    **({"wedged": True} if wedged else {}),
+                },
+            )
+            if renew is not None and (wedged or failures_since_renewal >= renew_after):
+                log.warning(
+                    "routing renewing its kafka producer",
+                    extra={"reason": "wedged" if wedged else "failing", "attempt": attempt},
+                )
+                failures_since_renewal = 0
+                await renew()
+            await sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+        else:
+            if attempt > 1:
+                log.info(f"routing {what} acknowledged after retrying", extra={"attempts": attempt})
+            return attempt
+
+
+async def process_or_dead_letter(
+    handler: Callable[[], Awaitable[None]],
+    dead_letter: Callable[[str, str, Any], Awaitable[None]],
+    *,
+    where: dict[str, Any],
+) -> bool:
+    """Run `handler` for one record; True when it completed.
+
+    An undecodable record (InvalidEvent) or a processing error is dead-lettered through
+    `dead_letter(reason, detail, errors)` (which must itself retry until acknowledged) and the
+    agent carries on. Broker trouble never reaches here: publishing retries inside the handler.
+    Cancellation (worker stopping) is not caught.
+    """
+    try:
+        await handler()
+        return True
+    except InvalidEvent as exc:
+        log.warning(
+            "routing dead-lettered an invalid record",
+            extra={"reason": exc.reason, **where},
+        )
+        await dead_letter(exc.reason, exc.detail, exc.errors)
+    except Exception as exc:
+        # The stack and the type only: an exception's text may quote the complaint (personal
+        # data); the full detail travels with the record to the dead-letter topic.
+        log_exception(log, "routing could not process a record; dead-lettered", exc, **where)
+        await dead_letter("processing_failed", f"{type(exc).__name__}: {exc}", None)
+    return False
