@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
-
 from redress_observability.http import BodySizeLimit
 
 
