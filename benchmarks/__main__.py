@@ -219,6 +219,12 @@ async def bench_intake(bench: Bench) -> None:
             values = [v for v in (f(r) for r in runs) if v is not None]
             return sum(values) / len(values) if values else None
 
+        bench.notes.append(
+            "intake is measured as deployed: access control on (an EC-signed bearer token "
+            "verified per request), request validation, the CloudEvents envelope, metrics; the "
+            "baseline does none of these. The HTTP client (aiohttp) runs in the benchmark "
+            "process on the same cores as the servers and the broker, for both."
+        )
         intake_sat = mean(sat["intake"], lambda r: r.throughput) or 0.0
         base_sat = mean(sat["baseline"], lambda r: r.throughput) or 0.0
         bench.rows.append(
@@ -536,14 +542,16 @@ async def bench_routing(bench: Bench) -> KafkaSettings:
         Row(
             "routing",
             "ComplaintReceived → ComplaintPrioritized throughput",
-            seen.rate if seen.count == n else None,
+            seen.rate if seen.count >= n else None,
             base.rate,
             "events/s",
             "ratio>= 0.5",
             note=f"{n} complaints pre-filled; first to last output as seen by one observer "
             f"(routing also writes assignment and SLA-clock events per complaint); routing "
             f"wall time incl. start {wall:.1f}s; baseline: raw aiokafka consume→produce "
-            f"(acks=all, commit per batch){'' if seen.count == n else f'; ONLY {seen.count}/{n}'}",
+            f"(acks=all, commit per batch); {seen.count} ComplaintPrioritized seen (more than "
+            f"{n} when an incident re-prioritizes complaints)"
+            f"{'' if seen.count >= n else f'; ONLY {seen.count}/{n}'}",
         )
     )
     return settings
@@ -893,10 +901,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--e2e-rate", type=float, default=float(env("BENCH_E2E_RATE", "200")))
     parser.add_argument("--e2e-seconds", type=float, default=float(env("BENCH_E2E_SECONDS", "15")))
     parser.add_argument(
-        "--routing-events", type=int, default=int(env("BENCH_ROUTING_EVENTS", "3000"))
+        "--routing-events", type=int, default=int(env("BENCH_ROUTING_EVENTS", "8000"))
     )
     parser.add_argument(
-        "--rss-complaints", type=int, default=int(env("BENCH_RSS_COMPLAINTS", "5000"))
+        "--rss-complaints", type=int, default=int(env("BENCH_RSS_COMPLAINTS", "15000"))
     )
     parser.add_argument("--timeout", type=float, default=float(env("BENCH_TIMEOUT", "900")))
     parser.add_argument(

@@ -5,9 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from aiokafka.structs import RecordMetadata
 from redress_events import Envelope, encode_envelope
 from redress_events.chain import ChainSealer
@@ -15,6 +23,47 @@ from redress_events.chain import ChainSealer
 from redress_kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+
+# Errors an idempotent producer does not recover from by retrying: its producer id or its
+# per-partition sequence numbers no longer match the broker's (seen after a broker restart while
+# a batch was in flight: every later send to that partition is refused with
+# OutOfOrderSequenceNumber, for ever; aiokafka never expires such a batch). Only a new producer
+# (new id, sequences from 0) gets past.
+WEDGED: tuple[type[BaseException], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
+# Timeouts in a row after which the producer is renewed even without a wedged error.
+RENEW_AFTER_TIMEOUTS = 3
+
+
+def producer_is_wedged(exc: BaseException) -> bool:
+    """True when `exc` (or what it wraps) says the producer's idempotence state is broken."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, WEDGED):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+async def discard_producer(producer: AIOKafkaProducer, *, grace_s: float) -> None:
+    """Close a producer without waiting for the batches it still holds (`stop()` would wait for
+    them for ever when it is wedged). Callers were not told those batches succeeded; they send
+    again, with the same event ids, through a new producer."""
+    producer._closed = True  # type: ignore[attr-defined]  # what stop() marks first
+    sender = getattr(producer, "_sender", None)
+    with suppress(Exception):
+        if sender is not None:
+            await asyncio.wait_for(sender.close(), timeout=grace_s)
+    with suppress(Exception):
+        await asyncio.wait_for(producer.client.close(), timeout=grace_s)
 
 
 class BrokerUnavailable(Exception):
@@ -27,6 +76,7 @@ class EventProducer:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self._timeouts_in_a_row = 0
         # Tamper evidence: heads of this writer's hash chains per (source, subject), see
         # redress_events.chain. In memory only; a subject it does not know is anchored.
         self._chain = ChainSealer()
@@ -78,9 +128,34 @@ class EventProducer:
         results = await self.publish_many([envelope])
         return results[0]
 
-    async def publish_many(self, envelopes: Iterable[Envelope[Any]]) -> list[RecordMetadata]:
+    async def _connected(self) -> AIOKafkaProducer:
+        """The live Kafka producer, reconnecting (bounded by the produce timeout) if needed."""
         if self._producer is None:
-            raise BrokerUnavailable("not connected to kafka")
+            try:
+                await asyncio.wait_for(self.start(), timeout=self._settings.produce_timeout_s)
+            except Exception as exc:
+                raise BrokerUnavailable(f"not connected to kafka: {exc}") from exc
+        assert self._producer is not None
+        return self._producer
+
+    async def _renew(self, reason: str) -> None:
+        async with self._lock:
+            old, self._producer = self._producer, None
+        self._timeouts_in_a_row = 0
+        if old is not None:
+            log.warning("renewing the kafka producer", extra={"reason": reason})
+            await discard_producer(old, grace_s=1.0)
+
+    async def _after_failure(self, exc: BaseException) -> None:
+        if producer_is_wedged(exc):
+            await self._renew(type(exc).__name__)
+        elif isinstance(exc, TimeoutError):
+            self._timeouts_in_a_row += 1
+            if self._timeouts_in_a_row >= RENEW_AFTER_TIMEOUTS:
+                await self._renew("repeated timeouts")
+
+    async def publish_many(self, envelopes: Iterable[Envelope[Any]]) -> list[RecordMetadata]:
+        producer = await self._connected()
         futures = []
         chain = self._chain.batch()
         try:
@@ -88,7 +163,7 @@ class EventProducer:
                 key, value, headers = encode_envelope(envelope)
                 headers = chain.seal(headers=headers, value=value)
                 futures.append(
-                    await self._producer.send(
+                    await producer.send(
                         self._settings.topic(envelope.topic), value=value, key=key, headers=headers
                     )
                 )
@@ -98,11 +173,14 @@ class EventProducer:
                 )
             )
             chain.commit()  # only acknowledged events become the heads later events link to
+            self._timeouts_in_a_row = 0
             return results
         except TimeoutError as exc:
+            await self._after_failure(exc)
             raise BrokerUnavailable("kafka did not acknowledge in time") from exc
         except Exception as exc:
             if type(exc).__module__.startswith("aiokafka"):
+                await self._after_failure(exc)
                 raise BrokerUnavailable(f"kafka refused: {exc}") from exc
             raise
 
@@ -114,14 +192,29 @@ class EventProducer:
         value: bytes | None,
         headers: list[tuple[str, bytes]],
     ) -> RecordMetadata:
-        if self._producer is None:
-            raise BrokerUnavailable("not connected to kafka")
-        return await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+        producer = await self._connected()
+        try:
+            return await asyncio.wait_for(
+                producer.send_and_wait(topic, value=value, key=key, headers=headers),
+                timeout=self._settings.produce_timeout_s,
+            )
+        except TimeoutError as exc:
+            await self._after_failure(exc)
+            raise BrokerUnavailable("kafka did not acknowledge in time") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiokafka"):
+                await self._after_failure(exc)
+                raise BrokerUnavailable(f"kafka refused: {exc}") from exc
+            raise
 
     async def is_connected(self, *, timeout_s: float = 2.0) -> bool:
         """True when the broker answers a metadata request now."""
         if self._producer is None:
-            return False
+            try:
+                await asyncio.wait_for(self.start(), timeout=timeout_s)
+            except Exception:
+                return False
+        assert self._producer is not None
         client = self._producer.client
         try:
             return bool(await asyncio.wait_for(client.fetch_all_metadata(), timeout=timeout_s))

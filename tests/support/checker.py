@@ -212,10 +212,14 @@ def _check_log(report: CheckReport, log: LogView, expect: Expectation, recovery:
             f"{len(unacknowledged)} complaints in the log whose 202 the client never saw"
         )
 
-    prioritized: dict[tuple[str, str], set[str]] = defaultdict(set)
+    # One priority decision per (complaint, rules version, cause). Routing may legitimately
+    # re-prioritize for another cause (a complaint linked to an incident takes the incident's
+    # priority): that is a second decision, not a duplicate.
+    prioritized: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for e in log.of_type(ComplaintPrioritized):
-        prioritized[(str(e.data.complaint_id), e.data.rules_version)].add(str(e.id))
-    routed = {cid for cid, _version in prioritized}
+        cause = str(e.causation_id)
+        prioritized[(str(e.data.complaint_id), e.data.rules_version, cause)].add(str(e.id))
+    routed = {cid for cid, _version, _cause in prioritized}
     where = {str(e.data.complaint_id): e.position for e in log.of_type(ComplaintReceived)}
     report.problem(
         "complaints routing never prioritized (complaint: its ComplaintReceived's position)",
@@ -223,10 +227,15 @@ def _check_log(report: CheckReport, log: LogView, expect: Expectation, recovery:
         lost=True,
     )
     report.problem(
-        "complaints prioritized more than once under one rules version",
-        [cid for (cid, _), ids in prioritized.items() if len(ids) > 1],
+        "complaints prioritized more than once for one cause under one rules version",
+        [cid for (cid, _, _), ids in prioritized.items() if len(ids) > 1],
         dup=True,
     )
+    reprioritized = {cid for (cid, _, cause) in prioritized if cause not in received.get(cid, ())}
+    if reprioritized:
+        report.notes.append(
+            f"{len(reprioritized)} complaints re-prioritized for a later cause (incident links)"
+        )
 
     def once_per(cls: type[EventData], key: Callable[[Any], str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = defaultdict(set)

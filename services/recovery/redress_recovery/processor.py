@@ -201,7 +201,9 @@ class GuaranteeProcessor:
                 envelope.data,
                 trigger_event_id=envelope.id,
                 policy=self.policy,
-                now=self.clock(),
+                # The trigger's own time, not the wall clock: a redelivered or replayed trigger
+                # then yields the very same events (same ids, same payloads).
+                now=envelope.time,
             )
         except Exception as exc:
             # A trigger the core cannot decide on must not stop every other complaint's

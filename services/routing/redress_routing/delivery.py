@@ -12,20 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
     KafkaError,
-    OutOfOrderSequenceNumber,
-    ProducerFenced,
-    UnknownProducerId,
 )
 from redress_events import InvalidEvent
-from redress_kafka.producer import BrokerUnavailable, EventProducer
+from redress_kafka.producer import (
+    BrokerUnavailable,
+    EventProducer,
+    producer_is_wedged,
+)
+from redress_kafka.producer import discard_producer as discard
 
 from redress_routing.diagnostics import log_exception
 
@@ -34,31 +32,7 @@ log = logging.getLogger(__name__)
 # What a broker that is away (or restarting, or electing leaders) looks like to a publisher.
 RETRYABLE: tuple[type[BaseException], ...] = (BrokerUnavailable, KafkaError, OSError)
 
-# Errors an idempotent producer does not recover from by retrying: its producer id or its
-# per-partition sequence numbers no longer match the broker's (seen after a broker restart while
-# a batch was in flight: every later send to that partition is refused with
-# OutOfOrderSequenceNumber, for ever). Only a new producer (new id, sequences from 0) gets past.
-WEDGED: tuple[type[BaseException], ...] = (
-    OutOfOrderSequenceNumber,
-    UnknownProducerId,
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    ProducerFenced,
-)
-
 Sleep = Callable[[float], Awaitable[Any]]
-
-
-def producer_is_wedged(exc: BaseException) -> bool:
-    """True when `exc` (or what it wraps) says the producer's idempotence state is broken."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, WEDGED):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
 
 
 class RenewableProducer(EventProducer):
@@ -73,19 +47,6 @@ class RenewableProducer(EventProducer):
         self.renewals += 1
         if old is not None:
             await discard(old, grace_s=grace_s)
-
-
-async def discard(producer: AIOKafkaProducer, *, grace_s: float) -> None:
-    """Close a producer without waiting for the batches it still holds (`stop()` would wait for
-    them for ever when it is wedged). The caller sends what they held again, with the same
-    ids, through the new producer."""
-    producer._closed = True  # type: ignore[attr-defined]  # what stop() marks first
-    sender = getattr(producer, "_sender", None)
-    with suppress(Exception):
-        if sender is not None:
-            await asyncio.wait_for(sender.close(), timeout=grace_s)
-    with suppress(Exception):
-        await asyncio.wait_for(producer.client.close(), timeout=grace_s)
 
 
 async def until_acknowledged(
