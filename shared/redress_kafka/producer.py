@@ -77,6 +77,7 @@ class EventProducer:
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._timeouts_in_a_row = 0
+        self.renewals = 0
         # Tamper evidence: heads of this writer's hash chains per (source, subject), see
         # redress_events.chain. In memory only; a subject it does not know is anchored.
         self._chain = ChainSealer()
@@ -138,21 +139,24 @@ class EventProducer:
         assert self._producer is not None
         return self._producer
 
-    async def _renew(self, reason: str) -> None:
+    async def renew(self, *, reason: str = "requested", grace_s: float = 1.0) -> None:
+        """Drop the Kafka client without waiting for what it holds; the next send connects a new
+        one (a new producer id, sequences from 0), for a producer that retrying cannot fix."""
         async with self._lock:
             old, self._producer = self._producer, None
         self._timeouts_in_a_row = 0
+        self.renewals += 1
         if old is not None:
             log.warning("renewing the kafka producer", extra={"reason": reason})
-            await discard_producer(old, grace_s=1.0)
+            await discard_producer(old, grace_s=grace_s)
 
     async def _after_failure(self, exc: BaseException) -> None:
         if producer_is_wedged(exc):
-            await self._renew(type(exc).__name__)
+            await self.renew(reason=type(exc).__name__)
         elif isinstance(exc, TimeoutError):
             self._timeouts_in_a_row += 1
             if self._timeouts_in_a_row >= RENEW_AFTER_TIMEOUTS:
-                await self._renew("repeated timeouts")
+                await self.renew(reason="repeated timeouts")
 
     async def publish_many(self, envelopes: Iterable[Envelope[Any]]) -> list[RecordMetadata]:
         producer = await self._connected()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,7 +88,7 @@ async def receive_complaint(
         receipt = await _append(
             submission, complaint_id, derived_event_id(complaint_id, "received"), producer, source
         )
-        store.put(caller, idempotency_key, StoredResponse(complaint_id, body, _now()))
+        store.put(caller, idempotency_key, StoredResponse(complaint_id, body, time.monotonic()))
     store.release(caller, idempotency_key)
     return receipt
 
@@ -110,9 +111,3 @@ async def _append(
     EVENTS_PUBLISHED.labels("intake", envelope.topic.value, envelope.type).inc()
     COMPLAINTS_RECEIVED.labels(submission.channel.value, submission.category).inc()
     return Receipt(complaint_id, event_id, False)
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()

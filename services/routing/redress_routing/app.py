@@ -57,13 +57,14 @@ from redress_events.catalogue import (
 )
 from redress_events.topics import EVENT_PARTITIONS
 from redress_kafka.deadletter import DeadLetterWriter
+from redress_kafka.producer import EventProducer
 from redress_kafka.settings import KafkaSettings
 from redress_observability.metrics import DUPLICATES_DROPPED, EVENTS_PROCESSED, EVENTS_PUBLISHED
 
 from redress_routing.clock import clock_from
 from redress_routing.clocks import ClockMachine, ComplaintClock, Emit
 from redress_routing.config import load_policy
-from redress_routing.delivery import RenewableProducer, process_or_dead_letter
+from redress_routing.delivery import process_or_dead_letter
 from redress_routing.delivery import until_acknowledged as retry_until_acknowledged
 from redress_routing.diagnostics import (
     AgentRuns,
@@ -231,7 +232,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         # broker's metadata at the rebalance, e.g. just after a restart) notice it soon.
         consumer_metadata_max_age_ms=int(METADATA_MAX_AGE_S * 1000),
     )
-    producer = RenewableProducer(kafka, client_id="routing")
+    producer = EventProducer(kafka, client_id="routing")
     deadletters = DeadLetterWriter(producer, settings=kafka, consumer=app_id, service="routing")
 
     def raw_topic(*names: str, internal: bool = False) -> Any:

@@ -14,16 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka.errors import (
-    KafkaError,
-)
+from aiokafka.errors import KafkaError
 from redress_events import InvalidEvent
-from redress_kafka.producer import (
-    BrokerUnavailable,
-    EventProducer,
-    producer_is_wedged,
-)
-from redress_kafka.producer import discard_producer as discard
+from redress_kafka.producer import BrokerUnavailable, producer_is_wedged
 
 from redress_routing.diagnostics import log_exception
 
@@ -33,20 +26,6 @@ log = logging.getLogger(__name__)
 RETRYABLE: tuple[type[BaseException], ...] = (BrokerUnavailable, KafkaError, OSError)
 
 Sleep = Callable[[float], Awaitable[Any]]
-
-
-class RenewableProducer(EventProducer):
-    """The shared idempotent producer, plus `renew()`: drop the Kafka client and build a new one
-    on the next `start()` (a new producer id), for a producer that retrying cannot fix."""
-
-    renewals = 0
-
-    async def renew(self, *, grace_s: float = 1.0) -> None:
-        async with self._lock:
-            old, self._producer = self._producer, None
-        self.renewals += 1
-        if old is not None:
-            await discard(old, grace_s=grace_s)
 
 
 async def until_acknowledged(

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber
 from redress_events import InvalidEvent
-from redress_kafka.producer import BrokerUnavailable
+from redress_kafka.producer import BrokerUnavailable, EventProducer
 from redress_kafka.settings import KafkaSettings
 from redress_routing.delivery import (
-    RenewableProducer,
     process_or_dead_letter,
     producer_is_wedged,
     until_acknowledged,
@@ -179,7 +178,7 @@ class StuckKafkaProducer:
 
 
 async def test_renewing_drops_a_stuck_producer_without_waiting_for_it() -> None:
-    producer = RenewableProducer(KafkaSettings(bootstrap_servers="127.0.0.1:1"), client_id="t")
+    producer = EventProducer(KafkaSettings(bootstrap_servers="127.0.0.1:1"), client_id="t")
     stuck = StuckKafkaProducer()
     producer._producer = stuck  # type: ignore[assignment]
     await asyncio.wait_for(producer.renew(grace_s=0.05), timeout=5)
