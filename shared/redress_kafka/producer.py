@@ -159,23 +159,27 @@ class EventProducer:
                 await self.renew(reason="repeated timeouts")
 
     async def publish_many(self, envelopes: Iterable[Envelope[Any]]) -> list[RecordMetadata]:
+        """Append events and wait until every in-sync replica has them, all within one
+        produce timeout: connecting, waiting for topic metadata or buffer space inside
+        `send()`, and the acknowledgements share the deadline, so a caller (an HTTP request
+        with a client timeout) hears BrokerUnavailable in bounded time, never a hang."""
         producer = await self._connected()
         futures = []
         chain = self._chain.batch()
         try:
-            for envelope in envelopes:
-                key, value, headers = encode_envelope(envelope)
-                headers = chain.seal(headers=headers, value=value)
-                futures.append(
-                    await producer.send(
-                        self._settings.topic(envelope.topic), value=value, key=key, headers=headers
+            async with asyncio.timeout(self._settings.produce_timeout_s):
+                for envelope in envelopes:
+                    key, value, headers = encode_envelope(envelope)
+                    headers = chain.seal(headers=headers, value=value)
+                    futures.append(
+                        await producer.send(
+                            self._settings.topic(envelope.topic),
+                            value=value,
+                            key=key,
+                            headers=headers,
+                        )
                     )
-                )
-            results = list(
-                await asyncio.wait_for(
-                    asyncio.gather(*futures), timeout=self._settings.produce_timeout_s
-                )
-            )
+                results = list(await asyncio.gather(*futures))
             chain.commit()  # only acknowledged events become the heads later events link to
             self._timeouts_in_a_row = 0
             return results

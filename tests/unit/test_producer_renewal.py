@@ -75,3 +75,20 @@ async def test_repeated_timeouts_renew_the_producer() -> None:
         with pytest.raises(BrokerUnavailable, match="in time"):
             await producer.publish(event())
     assert producer._producer is None
+
+
+class BlockingSendKafkaProducer(FailingKafkaProducer):
+    """`send()` itself never returns: aiokafka waiting for topic metadata or buffer space
+    while the broker is away."""
+
+    async def send(self, topic: str, **kwargs: Any) -> asyncio.Future[Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_send_blocked_before_the_ack_still_answers_within_the_produce_timeout() -> None:
+    producer = producer_with(BlockingSendKafkaProducer(None))
+    # Without the shared deadline the outer bound fires instead (TimeoutError, not
+    # BrokerUnavailable), so this fails on a regression rather than hanging the suite.
+    with pytest.raises(BrokerUnavailable, match="in time"):
+        await asyncio.wait_for(producer.publish(event()), timeout=5)
