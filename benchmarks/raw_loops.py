@@ -1,8 +1,9 @@
 """Raw aiokafka baselines, each run as its own process (like the Redress service it is
 compared with), printing one JSON line of what it measured.
 
-    python -m benchmarks.raw_loops consume --bootstrap B --topics t1,t2
-        read every partition of the topics from offset 0 to their end offsets (no decoding)
+    python -m benchmarks.raw_loops consume --bootstrap B --topics t1,t2 [--decode]
+        read every partition of the topics from offset 0 to their end offsets (no decoding;
+        --decode: json.loads of every record value, the least any consumer of JSON does)
     python -m benchmarks.raw_loops pipe --bootstrap B --source t1 --sink t2 --group g --expect N
         consume → produce one record per input (acks=all, idempotent) → commit per batch
 """
@@ -25,7 +26,9 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return [TopicPartition(topic, p) for p in sorted(partitions)]
 
 
-async def consume(bootstrap: str, topics: list[str], batch: int) -> dict[str, float]:
+async def consume(
+    bootstrap: str, topics: list[str], batch: int, decode: bool = False
+) -> dict[str, float]:
     started = time.monotonic()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -50,6 +53,9 @@ async def consume(bootstrap: str, topics: list[str], batch: int) -> dict[str, fl
                     first = time.monotonic()
                 count += len(records)
                 value_bytes += sum(len(r.value or b"") for r in records)
+                if decode:
+                    for record in records:
+                        json.loads(record.value or b"null")
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         done = time.monotonic()
@@ -124,6 +130,7 @@ def main() -> None:
     c.add_argument("--bootstrap", required=True)
     c.add_argument("--topics", required=True)
     c.add_argument("--batch", type=int, default=500)
+    c.add_argument("--decode", action="store_true", help="json.loads every record value")
     p = sub.add_parser("pipe")
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--source", required=True)
@@ -133,7 +140,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
     if args.command == "consume":
-        result = asyncio.run(consume(args.bootstrap, args.topics.split(","), args.batch))
+        result = asyncio.run(
+            consume(args.bootstrap, args.topics.split(","), args.batch, decode=args.decode)
+        )
     else:
         result = asyncio.run(
             pipe(args.bootstrap, args.source, args.sink, args.group, args.expect, args.batch)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
@@ -129,6 +128,7 @@ def gate_from_settings(service: str, settings: AuthSettings) -> AccessGate:
         issuer=settings.issuer,
         audience=settings.audience,
         leeway_s=settings.leeway_s,
+        cache_size=settings.token_cache_size,
     )
     if not settings.enabled:
         log.warning("access control is OFF (REDRESS_AUTH_ENABLED=false)", extra={"svc": service})
@@ -151,23 +151,51 @@ def install_auth(app: FastAPI, *, service: str, settings: AuthSettings | None = 
 
     gate = gate_from_settings(service, settings or load_settings(AuthSettings, service=service))
     app.state.access_gate = gate
-
-    @app.middleware("http")
-    async def authenticate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        decision = gate.check(request.url.path, request.headers.get("authorization"))
-        if isinstance(decision, Denied):
-            AUTH_DENIED.labels(service, str(decision.status), decision.reason).inc()
-            return JSONResponse(
-                decision.body(), status_code=decision.status, headers=decision.headers
-            )
-        if isinstance(decision, Allowed):
-            request.state.caller = decision.caller
-            request.state.scopes = set(decision.scopes)
-        return await call_next(request)
+    app.add_middleware(AccessControl, gate=gate)
 
     _declare_security(app, service)
+
+
+def _authorization(scope: Any) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _request_path(scope: Any) -> str:
+    """The path as `Request.url.path` gives it (the characters a URL cannot hold escaped)."""
+    path: str = scope["path"]
+    if "?" in path or "#" in path or "\\" in path:
+        path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    return path
+
+
+class AccessControl:
+    """The gate as pure ASGI middleware (no task or stream per request): answers 401/403/429
+    itself, or sets `request.state.caller` and `request.state.scopes` and passes the request on."""
+
+    def __init__(self, app: Any, *, gate: AccessGate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        decision = self.gate.check(_request_path(scope), _authorization(scope))
+        if isinstance(decision, Denied):
+            AUTH_DENIED.labels(self.gate.service, str(decision.status), decision.reason).inc()
+            response = JSONResponse(
+                decision.body(), status_code=decision.status, headers=decision.headers
+            )
+            await response(scope, receive, send)
+            return
+        if isinstance(decision, Allowed):
+            state = scope.setdefault("state", {})
+            state["caller"] = decision.caller
+            state["scopes"] = set(decision.scopes)
+        await self.app(scope, receive, send)
 
 
 _PROBLEM = {

@@ -23,6 +23,12 @@ class AuthSettings(BaseSettings):
     rate_limit_per_s: float = Field(default=50.0, gt=0, description="requests per second per token")
     rate_limit_burst: int = Field(default=200, ge=1, description="requests a token may burst")
     rate_limit_max_tracked: int = Field(default=100_000, ge=100, description="tokens remembered")
+    token_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        le=1_000_000,
+        description="verified tokens remembered (LRU, until they expire); 0 verifies every time",
+    )
 
     @model_validator(mode="after")
     def _keys_load(self) -> AuthSettings:

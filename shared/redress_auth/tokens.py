@@ -10,7 +10,8 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,22 +120,69 @@ def _scopes(claims: dict[str, Any]) -> frozenset[str]:
     raise AuthError("bad_claims", "the scope claim must be a space-separated string")
 
 
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    key: _Key  # the key whose signature verified: the entry dies with the key
+    valid_until: float  # epoch seconds: exp + leeway, when a fresh check would say "expired"
+
+
 class TokenVerifier:
-    """Checks signature, issuer, audience, expiry (and nbf) of a bearer token."""
+    """Checks signature, issuer, audience, expiry (and nbf) of a bearer token.
+
+    With `cache_size` > 0, tokens that verified are remembered (a bounded LRU keyed by the exact
+    token string) so that a client sending the same token on every request pays for one
+    signature check, not one per request. A remembered token is still refused once it expires
+    (exp + leeway, the moment a fresh check would refuse it) and once the key that signed it
+    leaves the key ring; any other token string, however similar, is verified in full. Refused
+    tokens are never remembered."""
 
     def __init__(
-        self, *, keys: KeyRing, issuer: str, audience: str, leeway_s: float = 30.0
+        self,
+        *,
+        keys: KeyRing,
+        issuer: str,
+        audience: str,
+        leeway_s: float = 30.0,
+        cache_size: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._leeway_s = leeway_s
+        self._cache_size = max(0, cache_size)
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self._clock = clock
 
     @property
     def has_keys(self) -> bool:
         return len(self._keys) > 0
 
+    @property
+    def cached_tokens(self) -> int:
+        return len(self._cache)
+
+    def forget_tokens(self) -> None:
+        """Drop every remembered token (e.g. after the key ring changed)."""
+        self._cache.clear()
+
     def verify(self, token: str) -> Principal:
+        if self._cache_size:
+            hit = self._cache.get(token)
+            if hit is not None:
+                if self._clock() < hit.valid_until and any(k is hit.key for k in self._keys.keys):
+                    self._cache.move_to_end(token)
+                    return hit.principal
+                del self._cache[token]  # expired or its key is gone: check it afresh
+        principal, key = self._verify(token)
+        if self._cache_size:
+            self._cache[token] = _Verified(principal, key, principal.expires_at + self._leeway_s)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, _Key]:
         if not self.has_keys:
             raise AuthError(
                 "no_keys",
@@ -189,12 +237,13 @@ class TokenVerifier:
             if not isinstance(subject, str) or not subject:
                 raise AuthError("bad_claims", "the sub claim must be a non-empty string")
             token_key = str(claims.get("jti") or hashlib.sha256(token.encode()).hexdigest())
-            return Principal(
+            principal = Principal(
                 subject=subject,
                 scopes=_scopes(claims),
                 token_key=f"{subject}:{token_key}",
                 expires_at=int(claims["exp"]),
             )
+            return principal, candidate
         assert last is not None
         raise last
 

@@ -114,9 +114,11 @@ def rebuild(
     """Rebuild every read model from offset zero into a fresh store, then switch reporting to
     it atomically; the live read model keeps serving meanwhile."""
     from redress_reporting.active import active_url, write_pointer
+    from redress_reporting.projector import tune_gc_for_batches
     from redress_reporting.rebuild import BrokerUnreachable, replay
     from redress_reporting.store import ReadModelStore, create_store_engine
 
+    tune_gc_for_batches()
     settings = _settings()
     live_url = active_url(settings.data_dir, settings.resolved_database_url())
     if into is None and not live_url.startswith("sqlite"):
@@ -128,7 +130,7 @@ def rebuild(
     target_url = into or f"sqlite:///{settings.data_dir / f'reporting-{stamp}.db'}"
     if target_url == live_url:
         raise _fail("the target store is the live one; name a fresh store with --into")
-    target = ReadModelStore(create_store_engine(target_url))
+    target = ReadModelStore(create_store_engine(target_url, bulk_load=True))
     try:
         if any(target.counts().values()) or target.offsets(settings.group_id):
             raise _fail(f"{_safe(target_url)} is not empty; rebuild needs a fresh store")
@@ -142,6 +144,7 @@ def rebuild(
                         group_id=settings.group_id,
                         batch_size=batch_size,
                         on_progress=progress.update,
+                        fresh_store=True,
                     )
                 )
             except BrokerUnreachable as exc:
@@ -173,9 +176,11 @@ def verify(
     """Rebuild into a scratch store up to the live store's offsets, compare it with the live
     read model, print every difference; exit 1 on any."""
     from redress_reporting.active import active_url
+    from redress_reporting.projector import tune_gc_for_batches
     from redress_reporting.rebuild import BrokerUnreachable, differences, replay
     from redress_reporting.store import ReadModelStore, create_store_engine
 
+    tune_gc_for_batches()
     settings = _settings()
     live_url = active_url(settings.data_dir, settings.resolved_database_url())
     with tempfile.TemporaryDirectory(prefix="redress-verify-") as tmp:
@@ -183,7 +188,7 @@ def verify(
         if scratch_url == live_url:
             raise _fail("the scratch store is the live one")
         live = ReadModelStore(create_store_engine(live_url))
-        rebuilt = ReadModelStore(create_store_engine(scratch_url))
+        rebuilt = ReadModelStore(create_store_engine(scratch_url, bulk_load=True))
         try:
             if any(rebuilt.counts().values()):
                 raise _fail(f"scratch store {_safe(scratch_url)} is not empty")
@@ -199,6 +204,7 @@ def verify(
                             stop_at=stop_at,
                             batch_size=batch_size,
                             on_progress=progress.update,
+                            fresh_store=True,
                         )
                     )
                 except BrokerUnreachable as exc:

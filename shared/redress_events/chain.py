@@ -80,10 +80,14 @@ class ChainLink:
             raise MalformedChainLink("prev is not an event id") from exc
 
 
+# `json.dumps(..., separators=(",", ":"), ensure_ascii=False)`, built once rather than per call.
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_bytes(*, attrs: Mapping[str, str], value: bytes) -> bytes:
     """What the chain covers of one record: its meaningful attributes and its stored value."""
     head = [attrs.get(name, "") for name in CANONICAL_ATTRIBUTES]
-    return json.dumps(head, separators=(",", ":"), ensure_ascii=False).encode() + b"\n" + value
+    return _CANONICAL_JSON.encode(head).encode() + b"\n" + value
 
 
 def anchor_digest(*, source: str, subject: str) -> bytes:

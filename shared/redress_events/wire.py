@@ -22,6 +22,8 @@ from redress_events.upcasting import UpcastError, upcast
 CONTENT_TYPE = "application/json"
 SPEC_VERSION = "1.0"
 Headers = Sequence[tuple[str, bytes]]
+# Parametrized once: `Envelope[EventData]` looks its generic class up anew on every use.
+_ENVELOPE = Envelope[EventData]
 
 
 class InvalidEvent(Exception):
@@ -105,7 +107,7 @@ def decode_record(
         ) from exc
     subject = attrs.get("ce_subject") or (key.decode("utf-8", "replace") if key else "")
     try:
-        return Envelope[EventData](
+        return _ENVELOPE(
             id=uuid.UUID(attrs["ce_id"]),
             source=attrs["ce_source"],
             type=attrs["ce_type"],

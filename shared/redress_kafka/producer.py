@@ -71,9 +71,14 @@ class BrokerUnavailable(Exception):
 
 
 class EventProducer:
-    def __init__(self, settings: KafkaSettings, *, client_id: str) -> None:
+    def __init__(
+        self, settings: KafkaSettings, *, client_id: str, max_batch_size: int | None = None
+    ) -> None:
+        """`max_batch_size`: bytes per partition per produce request (aiokafka's default, 16 KiB,
+        when None); a publisher that hands many records over at once wants more."""
         self._settings = settings
         self._client_id = client_id
+        self._max_batch_size = max_batch_size
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._timeouts_in_a_row = 0
@@ -94,6 +99,7 @@ class EventProducer:
             enable_idempotence=True,
             linger_ms=1,
             max_request_size=2_097_152,
+            **({"max_batch_size": self._max_batch_size} if self._max_batch_size else {}),
         )
 
     async def start(self) -> None:
@@ -205,6 +211,32 @@ class EventProducer:
             return await asyncio.wait_for(
                 producer.send_and_wait(topic, value=value, key=key, headers=headers),
                 timeout=self._settings.produce_timeout_s,
+            )
+        except TimeoutError as exc:
+            await self._after_failure(exc)
+            raise BrokerUnavailable("kafka did not acknowledge in time") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiokafka"):
+                await self._after_failure(exc)
+                raise BrokerUnavailable(f"kafka refused: {exc}") from exc
+            raise
+
+    async def send_raw_many(
+        self,
+        records: Iterable[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]],
+    ) -> list[RecordMetadata]:
+        """`send_raw` for many (topic, key, value, headers) records: all are handed to the client
+        first (in order, so per partition they keep it), then acknowledged together."""
+        producer = await self._connected()
+        try:
+            futures = [
+                await producer.send(topic, value=value, key=key, headers=headers)
+                for topic, key, value, headers in records
+            ]
+            return list(
+                await asyncio.wait_for(
+                    asyncio.gather(*futures), timeout=self._settings.produce_timeout_s
+                )
             )
         except TimeoutError as exc:
             await self._after_failure(exc)

@@ -8,39 +8,93 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from redress_observability.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, object]]]
 
 
-def _route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return getattr(route, "path", "unmatched")
+# Route labels are remembered per (method, path), up to this many, then the memory starts over.
+_TEMPLATE_CACHE_SIZE = 4096
+
+
+def _route_template(app: Any, scope: Any) -> str:
+    """The route label of a request: the path template of the first route of `app` (routers
+    included with a prefix too) that matches its method and path, else "unmatched"."""
+    method, path = scope["method"], scope["path"]
+    # FastAPI >= 0.160 keeps included routers as one lazy node each in `app.router.routes`;
+    # iter_route_contexts walks the routes as they are served, prefixes applied.
+    for context in iter_route_contexts(app.router.routes):
+        template = context.path
+        if not template:
+            continue
+        regex, _, _ = compile_path(template)
+        if regex.match(path) and (context.methods is None or method in context.methods):
+            return str(template)
     return "unmatched"
 
 
-def install_red_metrics(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def red_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class RedMetrics:
+    """RED metrics (rate, errors, duration) by route label, as pure ASGI middleware: no task, no
+    stream, no Request object per request. A label depends only on the method and path, so it
+    is worked out once per (method, path) and remembered (bounded), and the metric children are
+    looked up once per label."""
+
+    def __init__(self, app: Any, *, service: str) -> None:
+        self.app = app
+        self.service = service
+        self._durations: dict[tuple[str, str], Any] = {}
+        self._counts: dict[tuple[str, str, str], Any] = {}
+        self._templates: dict[tuple[str, str], str] = {}
+
+    def _template(self, scope: Any) -> str:
+        key = (scope["method"], scope["path"])
+        template = self._templates.get(key)
+        if template is None:
+            # Matched on a copy: routes must not leave their marks on the real request.
+            template = _route_template(scope["app"], {**scope, "fastapi": {}})
+            if len(self._templates) >= _TEMPLATE_CACHE_SIZE:
+                self._templates.clear()
+            self._templates[key] = template
+        return template
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        route = _route_template(request)
+        method = scope["method"]
+        route = self._template(scope)  # before the router has touched the scope
         status = 500
+
+        async def send_with_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_with_status)
         finally:
-            HTTP_DURATION.labels(service, request.method, route).observe(
-                time.perf_counter() - started
-            )
-            HTTP_REQUESTS.labels(service, request.method, route, f"{status // 100}xx").inc()
+            elapsed = time.perf_counter() - started
+            duration = self._durations.get((method, route))
+            if duration is None:
+                duration = HTTP_DURATION.labels(self.service, method, route)
+                self._durations[(method, route)] = duration
+            duration.observe(elapsed)
+            status_class = f"{status // 100}xx"
+            count = self._counts.get((method, route, status_class))
+            if count is None:
+                count = HTTP_REQUESTS.labels(self.service, method, route, status_class)
+                self._counts[(method, route, status_class)] = count
+            count.inc()
+
+
+def install_red_metrics(app: FastAPI, service: str) -> None:
+    app.add_middleware(RedMetrics, service=service)
 
 
 def health_router(readiness: ReadinessCheck) -> APIRouter:
@@ -85,10 +139,19 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._too_large(send)
-            return
+        length = None
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length":
+                length = value
+        if length is not None and length.isdigit():
+            if int(length) > self.max_bytes:
+                await self._too_large(send)
+                return
+            if scope.get("http_version") in ("1.0", "1.1"):
+                # The server reads exactly Content-Length bytes of an HTTP/1 body (the framing
+                # of the connection), so a body within the declared size needs no counting.
+                await self.app(scope, receive, send)
+                return
         received = 0
         too_large = False
         replaced = False

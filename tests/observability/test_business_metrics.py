@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -55,9 +56,24 @@ def redelivered(env: Envelope[EventData]) -> Envelope[EventData]:
     return env.model_copy(update={"position": (env.data.topic.value, 0, next(_offsets))})
 
 
+# How observe_applied learns which events a batch stored: it asks the store (the old way), or
+# the projector tells it (`ReadModelStore.apply(...).fresh`); every test runs both ways.
+_TOLD = {"yes": False}
+
+
+@pytest.fixture(autouse=True, params=["asks the store", "is told by the store"])
+def fresh_events_known(request: pytest.FixtureRequest) -> Iterator[None]:
+    _TOLD["yes"] = request.param == "is told by the store"
+    yield
+    _TOLD["yes"] = False
+
+
 def apply(store: ReadModelStore, *events: Envelope[EventData]) -> None:
-    store.apply_batch(list(events), group_id="test", next_offsets={})
-    metrics.observe_applied(list(events), store.engine)
+    result = store.apply(list(events), group_id="test", next_offsets={})
+    if _TOLD["yes"]:
+        metrics.observe_applied(list(events), store.engine, stored=result.fresh)
+    else:
+        metrics.observe_applied(list(events), store.engine)
 
 
 def received(cid: uuid.UUID, at: datetime = T0) -> Envelope[EventData]:

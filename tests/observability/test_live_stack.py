@@ -268,6 +268,16 @@ async def stack(
         intake, reporting = services["intake"], services["reporting"]
         async with intake.client() as client:
             for n in range(COMPLAINTS):
+                if n == COMPLAINTS // 2:
+                    # The rest only once Prometheus holds the counter, so that rate() over the
+                    # API route sees growth (one burst between two scrapes shows none).
+                    await wait_until(
+                        "intake's API requests in Prometheus",
+                        lambda: prometheus.query(  # type: ignore[union-attr]
+                            'redress_http_requests_total{service="intake",'
+                            'route="/v1/complaints",status_class="2xx"}'
+                        ),
+                    )
                 customer = f"C-obs-{uuid.uuid4().hex[:12]}"
                 body = complaint_body(customer={"id": customer, "tier": "premium"})
                 if n % 2:

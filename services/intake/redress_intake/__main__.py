@@ -20,6 +20,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=False,  # RED metrics replace it (and it would print paths and addresses)
         timeout_graceful_shutdown=20,
     )
 

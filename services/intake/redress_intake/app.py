@@ -11,12 +11,15 @@ from redress_kafka.producer import EventProducer
 from redress_observability.http import health_router, install_common_http
 
 from redress_intake.api import router
+from redress_intake.fastlane import SubmitFastLane
 from redress_intake.idempotency import IdempotencyStore
 from redress_intake.inbound import InboundConsumer
 from redress_intake.settings import IntakeSettings
 
 
-def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+def create_app(settings: IntakeSettings | None = None, *, fast_lane: bool = True) -> FastAPI:
+    """The intake app. `fast_lane=False` leaves every request to the FastAPI routes (tests
+    compare the two)."""
     settings = settings or IntakeSettings()
     producer = EventProducer(settings.kafka, client_id="intake")
     inbound = InboundConsumer(
@@ -54,6 +57,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def readiness() -> dict[str, object]:
         return {"ok_kafka": await producer.is_connected(), "inbound_consuming": inbound.running}
 
+    if fast_lane:  # added first: innermost, inside metrics, access control and the body limit
+        app.add_middleware(SubmitFastLane)
     install_common_http(app, service="intake")
     app.include_router(health_router(readiness))
     app.include_router(router)

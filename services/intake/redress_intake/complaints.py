@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import Counter
 from redress_events import Envelope, derived_event_id
@@ -28,6 +28,10 @@ COMPLAINTS_RECEIVED = Counter(
 )
 
 
+# Parametrized once: `Envelope[...]` looks its generic class up anew on every use.
+_RECEIVED_ENVELOPE = Envelope[ComplaintReceived]
+
+
 @dataclass(frozen=True)
 class Receipt:
     complaint_id: uuid.UUID
@@ -45,13 +49,16 @@ def build_received_event(
     received_at: datetime | None = None,
 ) -> Envelope[ComplaintReceived]:
     received_at = received_at or datetime.now(UTC)
+    # The submission's fields as they are (`dict(model)` keeps nested models as validated
+    # instances, which pydantic accepts without validating them again; `model_dump()` would turn
+    # them into dicts to be parsed anew).
     data = ComplaintReceived(
-        **submission.model_dump(),
+        **dict(submission),
         complaint_id=complaint_id,
         received_at=received_at,
         submitted_via=submitted_via,
     )
-    return Envelope[ComplaintReceived](
+    return _RECEIVED_ENVELOPE(
         id=event_id,
         source=source,
         type=data.event_type,
@@ -108,6 +115,19 @@ async def _append(
         submitted_via="http",
     )
     await producer.publish(envelope)
-    EVENTS_PUBLISHED.labels("intake", envelope.topic.value, envelope.type).inc()
-    COMPLAINTS_RECEIVED.labels(submission.channel.value, submission.category).inc()
+    _child(EVENTS_PUBLISHED, "intake", envelope.topic.value, envelope.type).inc()
+    _child(COMPLAINTS_RECEIVED, submission.channel.value, submission.category).inc()
     return Receipt(complaint_id, event_id, False)
+
+
+# Metric children by label values, looked up once: `labels()` takes a lock and checks its
+# arguments on every call. Holds what the metrics themselves hold, no more.
+_CHILDREN: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child

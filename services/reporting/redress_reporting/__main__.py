@@ -8,6 +8,7 @@ from redress_config.lifecycle import exit_zero_after_sigterm
 from redress_observability.logs import configure_logging
 
 from redress_reporting.app import create_app
+from redress_reporting.projector import tune_gc_for_batches
 from redress_reporting.settings import ReportingSettings
 
 
@@ -15,8 +16,10 @@ def main() -> None:
     settings = load_settings(ReportingSettings, service="reporting")
     configure_logging("reporting", settings.log_level)
     exit_zero_after_sigterm()
+    app = create_app(settings)
+    tune_gc_for_batches()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

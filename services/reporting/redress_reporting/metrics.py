@@ -3,7 +3,8 @@
 Reporting reads every event topic, so these metrics appear whichever service wrote the events
 (routing's SLA clocks, recovery's remedies). Two entry points:
 
-- `observe_applied(events, engine)`: called by the projector after each batch is committed.
+- `observe_applied(events, engine, stored=...)`: called by the projector after each batch is
+  committed (`stored`: the events the store says that batch stored).
   Counters and histograms move only for events this delivery actually applied (a duplicate id
   whose stored position differs from the record's is skipped), so a redelivered copy is never
   counted twice.
@@ -162,14 +163,21 @@ def _bounded(value: str, known: Iterable[str]) -> str:
 _dirty = threading.Event()
 
 
-def observe_applied(events: Sequence[Envelope[EventData]], engine: Engine) -> None:
+def observe_applied(
+    events: Sequence[Envelope[EventData]],
+    engine: Engine,
+    *,
+    stored: Sequence[Envelope[EventData]] | None = None,
+) -> None:
     """Move counters and histograms for the events of a committed batch. Never raises: a
-    metrics failure must not stop the projection (it is logged)."""
+    metrics failure must not stop the projection (it is logged). `stored`, when the caller
+    knows it (`ReadModelStore.apply(...).fresh`), is the events that very batch stored: then
+    the store is not asked which of `events` it stored from these records."""
     if not events:
         return
     try:
         with engine.connect() as conn:
-            fresh = _freshly_applied(conn, events)
+            fresh = _freshly_applied(conn, events) if stored is None else _not_yet_observed(stored)
             if not fresh:
                 return
             _dirty.set()
@@ -202,16 +210,21 @@ def _freshly_applied(
         )
         for row in rows:
             stored[row.event_id] = (row.topic, row.partition, row.offset)
+    return _not_yet_observed(
+        [e for e in events if stored.get(str(e.id)) == tuple(e.position or ("", -1, -1))]
+    )
+
+
+def _not_yet_observed(events: Sequence[Envelope[EventData]]) -> list[Envelope[EventData]]:
+    """The events not observed lately, each once; marks them observed."""
     fresh: list[Envelope[EventData]] = []
     with _observed_lock:
         for envelope in events:
             event_id = str(envelope.id)
             if event_id in _observed:
                 continue
-            position = envelope.position or ("", -1, -1)
-            if stored.get(event_id) == tuple(position):
-                _observed[event_id] = None
-                fresh.append(envelope)
+            _observed[event_id] = None
+            fresh.append(envelope)
         while len(_observed) > _OBSERVED_MAX:
             _observed.popitem(last=False)
     return fresh

@@ -2,10 +2,11 @@
 
 `replay` reads the projected topics from their beginning up to fixed end offsets (the ends at
 the start, or the live store's offsets for `verify`) and applies them batch by batch through
-the same `ReadModelStore.apply_batch` the live projector uses, offsets included: memory stays
-flat (one batch at a time) and the rebuilt store can take over from the live one exactly where
-the rebuild stopped. It reads only: nothing is written to any topic, an undecodable record is
-counted and skipped (the live projector dead-letters it; neither applies it).
+the same `ReadModelStore.apply` the live projector uses, offsets included: memory stays flat
+(one batch applied at a time, the next one decoded meanwhile) and the rebuilt store can take
+over from the live one exactly where the rebuild stopped. It reads only: nothing is written to
+any topic, an undecodable record is counted and skipped (the live projector dead-letters it;
+neither applies it).
 
 `differences` compares two stores table by table in chunks, in both directions, without relying
 on the backends sorting keys alike (SQLite and PostgreSQL collate strings differently).
@@ -21,12 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from redress_events import Envelope, EventData, InvalidEvent, decode_record
 from redress_kafka.settings import KafkaSettings
 from sqlalchemy import select
 
-from redress_reporting.projector import PROJECTED_TOPICS
-from redress_reporting.store import READ_MODEL_TABLES, ReadModelStore
+from redress_reporting.projector import PROJECTED_TOPICS, decode_batch
+from redress_reporting.store import READ_MODEL_TABLES, Applied, ReadModelStore
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,12 @@ async def replay(
     batch_size: int = 1000,
     on_progress: ProgressCallback | None = None,
     idle_timeout_s: float = 60.0,
+    fresh_store: bool = False,
 ) -> ReplayResult:
     """Apply every record of the projected topics below the end offsets into `store`, storing
-    offsets for `group_id` so a projector can continue from there."""
+    offsets for `group_id` so a projector can continue from there. `fresh_store` (the store
+    is empty and nobody reads it yet): fill it as a bulk load: its secondary indexes are dropped
+    first and made at the end (`ReadModelStore.drop_indexes`), within the time reported."""
     consumer = AIOKafkaConsumer(
         **kafka.client_kwargs(),  # type: ignore[arg-type]
         group_id=None,
@@ -87,7 +90,10 @@ async def replay(
         ) from exc
     started = time.monotonic()
     result = ReplayResult()
+    applying: asyncio.Future[Applied] | None = None
     try:
+        if fresh_store:
+            await asyncio.to_thread(store.drop_indexes)
         tps = await _partitions(consumer, kafka)
         begins = await consumer.beginning_offsets(tps)
         if stop_at is None:
@@ -106,28 +112,26 @@ async def replay(
         last_progress = time.monotonic()
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=batch_size)
-            events: list[Envelope[EventData]] = []
-            next_offsets: dict[Position, int] = {}
+            kept: dict[TopicPartition, list[Any]] = {}
             for tp, records in batches.items():
-                kept = [r for r in records if r.offset < ends[tp]]
-                for record in kept:
-                    try:
-                        events.append(
-                            decode_record(
-                                record.key,
-                                record.value,
-                                record.headers,
-                                position=(record.topic, record.partition, record.offset),
-                            )
-                        )
-                    except InvalidEvent:
-                        result.skipped_invalid += 1
-                if kept:
-                    next_offsets[(tp.topic, tp.partition)] = kept[-1].offset + 1
-                    read += len(kept)
-            if events or next_offsets:
-                result.applied += await asyncio.to_thread(
-                    store.apply_batch, events, group_id=group_id, next_offsets=next_offsets
+                below = [r for r in records if r.offset < ends[tp]]
+                if below:
+                    kept[tp] = below
+                    read += len(below)
+            if kept:
+                # Off the event loop (which keeps fetching), and while the previous batch is
+                # still being applied: decoding overlaps its SQL. Batches are applied one at a
+                # time, in order, so offsets only move forward.
+                events, invalid = await asyncio.to_thread(decode_batch, kept)
+                result.skipped_invalid += len(invalid)
+                next_offsets = {
+                    (tp.topic, tp.partition): records[-1].offset + 1 for tp, records in kept.items()
+                }
+                result.applied += await _settled(applying)
+                applying = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        store.apply, events, group_id=group_id, next_offsets=next_offsets
+                    )
                 )
                 result.events += len(events)
                 last_progress = time.monotonic()
@@ -139,12 +143,23 @@ async def replay(
                 on_progress(read, total)
             if time.monotonic() - last_progress > idle_timeout_s:
                 raise BrokerUnreachable(f"no records from kafka for {idle_timeout_s:.0f}s")
+        result.applied += await _settled(applying)
+        applying = None
         # Offsets at the ends even where the last records were transaction markers.
         await asyncio.to_thread(store.apply_batch, [], group_id=group_id, next_offsets=result.ends)
     finally:
+        if applying is not None:  # failed meanwhile: let the batch in flight finish first
+            await asyncio.gather(applying, return_exceptions=True)
         await consumer.stop()
+        if fresh_store:
+            await asyncio.to_thread(store.create_indexes)
     result.seconds = time.monotonic() - started
     return result
+
+
+async def _settled(applying: asyncio.Future[Applied] | None) -> int:
+    """Wait for the batch in flight (if any); how many events it applied."""
+    return 0 if applying is None else (await applying).applied
 
 
 async def _partitions(consumer: AIOKafkaConsumer, kafka: KafkaSettings) -> list[TopicPartition]:

@@ -21,7 +21,7 @@ class ReportingSettings(BaseSettings):
         description="SQLAlchemy URL (default: SQLite in data_dir); postgresql+psycopg://...",
     )
     group_id: str = "redress-reporting"
-    batch_size: int = Field(default=500, ge=1, le=10_000)
+    batch_size: int = Field(default=2000, ge=1, le=10_000)
     max_ready_lag: int = Field(default=10_000, ge=0, description="/readyz fails above this lag")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 

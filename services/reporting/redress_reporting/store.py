@@ -14,7 +14,7 @@ import base64
 import json
 import types
 import typing
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -27,12 +27,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     TypeDecorator,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -41,7 +43,9 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from redress_reporting.projection import (
     ComplaintView,
@@ -204,21 +208,48 @@ READ_MODEL_TABLES: dict[str, Table] = {
 _VIEW_FIELDS = [f.name for f in fields(ComplaintView) if f.name not in _CHILDREN]
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, *, bulk_load: bool = False) -> Engine:
+    """The engine of a store, tables made. SQLite: WAL, `synchronous=NORMAL` (a commit is atomic,
+    and rows and offsets share it: a power loss may lose the last commits, both together).
+    `bulk_load` (a fresh store that a rebuild fills and nobody reads yet): `synchronous=OFF`,
+    no fsync at all while it fills; `ReadModelStore.create_indexes` makes it durable at the end,
+    before anything may switch to it. A crash meanwhile leaves an unfinished store that was
+    never switched to: the rebuild is run again into a fresh one."""
     engine = create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
+        synchronous = "OFF" if bulk_load else "NORMAL"
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
     metadata.create_all(engine)
     check_schema(engine)
+    _create_missing_indexes(engine)
     return engine
+
+
+def _secondary_indexes() -> list[Index]:
+    return [index for table in metadata.sorted_tables for index in table.indexes]
+
+
+def _create_missing_indexes(engine: Engine) -> None:
+    """Indexes a bulk load left out (one interrupted before it made them again)."""
+    inspector = inspect(engine)
+    present = {
+        index["name"]
+        for table in metadata.sorted_tables
+        for index in inspector.get_indexes(table.name)
+    }
+    missing = [index for index in _secondary_indexes() if index.name not in present]
+    if missing:
+        with engine.begin() as conn:
+            for index in missing:
+                index.create(conn, checkfirst=True)
 
 
 class OutdatedSchema(RuntimeError):
@@ -307,9 +338,109 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor("the cursor is not one this API gave out") from exc
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What one batch did: how many events were new, and those events (in batch order)."""
+
+    applied: int
+    fresh: list[Envelope[EventData]]
+
+
+class _Writer:
+    """Multi-row INSERTs sent straight to the driver's `executemany`, each value through its
+    column type's own bind processor: the same values SQLAlchemy's `conn.execute(insert, rows)`
+    sends, without its per-row bookkeeping (most of the projection's write time)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._compiled: dict[tuple[str, bool], tuple[str, bool, list[tuple[str, Any, bool]]]] = {}
+
+    @property
+    def can_upsert(self) -> bool:
+        return self.dialect.name in _UPSERT_INSERTS
+
+    def _statement(
+        self, table: Table, upsert: bool
+    ) -> tuple[str, bool, list[tuple[str, Any, bool]]]:
+        found = self._compiled.get((table.name, upsert))
+        if found is None:
+            dialect = self.dialect
+            if upsert:
+                statement = _UPSERT_INSERTS[dialect.name](table)
+                keys = [c.name for c in table.primary_key.columns]
+                statement = statement.on_conflict_do_update(
+                    index_elements=keys,
+                    set_={
+                        c.name: statement.excluded[c.name]
+                        for c in table.columns
+                        if c.name not in keys
+                    },
+                )
+            else:
+                statement = table.insert()
+            compiled = statement.compile(dialect=dialect)
+            order = list(compiled.positiontup or ()) if compiled.positional else []
+            columns = {c.key: c for c in table.columns}
+            names = order or list(columns)
+            processors = [
+                (
+                    name,
+                    columns[name].type.dialect_impl(dialect).bind_processor(dialect),
+                    # JSON stores None as JSON null: only other types may skip their processor.
+                    not isinstance(columns[name].type, JSON),
+                )
+                for name in names
+            ]
+            found = (compiled.string, compiled.positional, processors)
+            self._compiled[(table.name, upsert)] = found
+        return found
+
+    def insert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        *,
+        upsert: bool = False,
+    ) -> None:
+        """Insert the rows; `upsert` (where `can_upsert`): a row whose primary key is stored
+        already replaces the stored one (updated in place, not deleted and inserted again)."""
+        if not rows:
+            return
+        sql, positional, processors = self._statement(table, upsert)
+        params: list[Any]
+        if positional:
+            params = [
+                tuple(
+                    value if process is None or (value is None and skip) else process(value)
+                    for name, process, skip in processors
+                    for value in (row[name],)
+                )
+                for row in rows
+            ]
+        else:
+            params = [
+                {
+                    name: value if process is None or (value is None and skip) else process(value)
+                    for name, process, skip in processors
+                    for value in (row[name],)
+                }
+                for row in rows
+            ]
+        conn.exec_driver_sql(sql, params)
+
+
+# INSERT ... ON CONFLICT DO UPDATE, where the backend has it (SQLite >= 3.24, PostgreSQL).
+_UPSERT_INSERTS: dict[str, Callable[[Table], Any]] = {
+    "sqlite": sqlite_insert,
+    "postgresql": postgresql_insert,
+}
+
+
 class ReadModelStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._writer_cache: _Writer | None = None
 
     @property
     def url(self) -> str:
@@ -317,6 +448,29 @@ class ReadModelStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def drop_indexes(self) -> None:
+        """For filling a fresh store from offset zero (rebuild, verify): drop its secondary
+        indexes (the list filters' and the timeline's) while it fills, then `create_indexes`
+        at the end: one sorted build each instead of an update per row. Applying batches
+        needs only primary keys. Should the load be killed in between, `create_store_engine`
+        makes the missing indexes when the store is next opened."""
+        with self.engine.begin() as conn:
+            for index in _secondary_indexes():
+                index.drop(conn, checkfirst=True)
+
+    def create_indexes(self) -> None:
+        """The indexes `drop_indexes` dropped; then, on SQLite, everything written so far is
+        checkpointed into the database file and synced (whatever `synchronous` the engine
+        filled it with): what a rebuild made is on disk before reporting may switch to it."""
+        with self.engine.begin() as conn:
+            for index in _secondary_indexes():
+                index.create(conn, checkfirst=True)
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.invalidate()  # not back to the pool with another `synchronous`
 
     # --- writing -------------------------------------------------------------------------
 
@@ -335,27 +489,40 @@ class ReadModelStore:
         next_offsets: dict[tuple[str, int], int],
     ) -> int:
         """Apply events and store offsets in one transaction; returns how many were new."""
-        applied = 0
+        return self.apply(events, group_id=group_id, next_offsets=next_offsets).applied
+
+    def apply(
+        self,
+        events: Sequence[Envelope[EventData]],
+        *,
+        group_id: str,
+        next_offsets: dict[tuple[str, int], int],
+    ) -> Applied:
+        """Apply a batch and store the offsets that follow it, in one transaction.
+
+        The whole batch is applied in memory: the rows it touches are loaded once (a few
+        queries, whatever the batch size), the pure projection folds the events into them in
+        batch order, and only the rows that changed are written back, each table with one
+        multi-row statement. An event whose id is stored already (a redelivery) is skipped,
+        so applying a batch twice changes nothing."""
         with self.engine.begin() as conn:
-            seen = _already_applied(conn, [str(e.id) for e in events])
-            fresh = [e for e in events if str(e.id) not in seen]
-            views = load_views(conn, {e.subject for e in fresh if not is_incident_event(e)})
+            writer = self._writer(conn)
+            ids = [str(e.id) for e in events]
+            seen = _already_applied(conn, ids)
+            fresh: list[Envelope[EventData]] = []
+            for event_id, envelope in zip(ids, events, strict=True):
+                if event_id not in seen:
+                    seen.add(event_id)
+                    fresh.append(envelope)
+            before = load_views(conn, {e.subject for e in fresh if not is_incident_event(e)})
+            views = dict(before)
             incident_views: dict[str, IncidentView | None] = {}
             rows: list[dict[str, Any]] = []
-            for envelope in events:
-                event_id = str(envelope.id)
-                if event_id in seen:
-                    continue
-                seen.add(event_id)
+            for envelope in fresh:
                 topic, partition, offset = envelope.position or ("", -1, -1)
-                rows.append(
-                    {
-                        **_shallow(timeline_entry(envelope)),
-                        "topic": topic,
-                        "partition": partition,
-                        "offset": offset,
-                    }
-                )
+                row = timeline_entry(envelope).__dict__.copy()
+                row["topic"], row["partition"], row["offset"] = topic, partition, offset
+                rows.append(row)
                 subject = envelope.subject
                 if is_incident_event(envelope):
                     if subject not in incident_views:
@@ -363,16 +530,19 @@ class ReadModelStore:
                     incident_views[subject] = project_incident(incident_views[subject], envelope)
                 else:
                     views[subject] = project(views[subject], envelope)
-                applied += 1
-            if rows:
-                conn.execute(timeline.insert(), rows)
-            _save_views(conn, [view for view in views.values() if view is not None])
+            writer.insert(conn, timeline, rows)
+            _save_views(conn, writer, before, views)
             for incident in incident_views.values():
                 if incident is not None:
                     _save_incident(conn, incident)
-            for (topic, partition), next_offset in next_offsets.items():
-                _save_offset(conn, group_id, topic, partition, next_offset)
-        return applied
+            _save_offsets(conn, group_id, next_offsets)
+        return Applied(applied=len(fresh), fresh=fresh)
+
+    def _writer(self, conn: Connection) -> _Writer:
+        dialect = conn.dialect
+        if self._writer_cache is None or self._writer_cache.dialect is not dialect:
+            self._writer_cache = _Writer(dialect)
+        return self._writer_cache
 
     # --- reading -------------------------------------------------------------------------
 
@@ -605,32 +775,49 @@ def _shallow(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
-def _save_views(conn: Connection, views: Sequence[ComplaintView]) -> None:
-    """Replace the rows of these complaints (and their clocks, remedies, guarantees) with
-    their new state: a delete and one multi-row insert per table, however many changed."""
-    if not views:
-        return
+def _save_views(
+    conn: Connection,
+    writer: _Writer,
+    before: dict[str, ComplaintView | None],
+    after: dict[str, ComplaintView | None],
+) -> None:
+    """Write the complaints whose view changed (and, of those, only the clocks, remedies or
+    guarantees that changed): a delete of the old rows and one multi-row insert per table."""
     rows: dict[Table, list[dict[str, Any]]] = {
         complaints: [],
         sla_clocks: [],
         remedies: [],
         guarantees: [],
     }
-    for view in views:
-        values = {k: getattr(view, k) for k in _VIEW_FIELDS}
+    stale: dict[Table, list[str]] = {table: [] for table in rows}
+    for complaint_id, view in after.items():
+        old = before.get(complaint_id)
+        if view is None or view == old:
+            continue
+        if old is not None and not writer.can_upsert:
+            stale[complaints].append(complaint_id)
+        values = {k: view.__dict__[k] for k in _VIEW_FIELDS}
         values["extra"] = json.loads(json.dumps(values["extra"], default=str))
         values["priority_rules"] = list(view.priority_rules)
         rows[complaints].append(values)
-        owner = {"complaint_id": view.complaint_id}
-        rows[sla_clocks] += [{**owner, **_shallow(c), "state": c.state} for c in view.sla]
-        rows[remedies] += [{**owner, **_shallow(r), "status": r.status} for r in view.remedies]
-        rows[guarantees] += [{**owner, **_shallow(g)} for g in view.guarantees]
-    ids = [view.complaint_id for view in views]
+        owner = {"complaint_id": complaint_id}
+        if old is None or old.sla != view.sla:
+            if old is not None and old.sla:
+                stale[sla_clocks].append(complaint_id)
+            rows[sla_clocks] += [{**owner, **c.__dict__, "state": c.state} for c in view.sla]
+        if old is None or old.remedies != view.remedies:
+            if old is not None and old.remedies:
+                stale[remedies].append(complaint_id)
+            rows[remedies] += [{**owner, **r.__dict__, "status": r.status} for r in view.remedies]
+        if old is None or old.guarantees != view.guarantees:
+            if old is not None and old.guarantees:
+                stale[guarantees].append(complaint_id)
+            rows[guarantees] += [{**owner, **g.__dict__} for g in view.guarantees]
     for table, table_rows in rows.items():
+        ids = stale[table]
         for start in range(0, len(ids), 500):
             conn.execute(delete(table).where(table.c.complaint_id.in_(ids[start : start + 500])))
-        if table_rows:
-            conn.execute(table.insert(), table_rows)
+        writer.insert(conn, table, table_rows, upsert=table is complaints and writer.can_upsert)
 
 
 def _load_incident(conn: Connection, incident_id: str) -> IncidentView | None:
@@ -649,15 +836,32 @@ def _upsert(conn: Connection, table: Table, where: Any, values: dict[str, Any]) 
         conn.execute(table.insert().values(**values))
 
 
-def _save_offset(conn: Connection, group_id: str, topic: str, partition: int, offset: int) -> None:
-    where = (
-        (consumer_offsets.c.group_id == group_id)
-        & (consumer_offsets.c.topic == topic)
-        & (consumer_offsets.c.partition == partition)
-    )
-    _upsert(
-        conn,
-        consumer_offsets,
-        where,
-        {"group_id": group_id, "topic": topic, "partition": partition, "next_offset": offset},
-    )
+def _save_offsets(conn: Connection, group_id: str, offsets: dict[tuple[str, int], int]) -> None:
+    """Store the next offsets of the batch's partitions (one statement per kind of change)."""
+    if not offsets:
+        return
+    c = consumer_offsets.c
+    stored = {
+        (r.topic, r.partition)
+        for r in conn.execute(select(c.topic, c.partition).where(c.group_id == group_id))
+    }
+    changed = [
+        {"g": group_id, "t": topic, "p": partition, "o": offset}
+        for (topic, partition), offset in offsets.items()
+        if (topic, partition) in stored
+    ]
+    if changed:
+        conn.execute(
+            consumer_offsets.update()
+            .where(c.group_id == bindparam("g"), c.topic == bindparam("t"))
+            .where(c.partition == bindparam("p"))
+            .values(next_offset=bindparam("o")),
+            changed,
+        )
+    added = [
+        {"group_id": group_id, "topic": topic, "partition": partition, "next_offset": offset}
+        for (topic, partition), offset in offsets.items()
+        if (topic, partition) not in stored
+    ]
+    if added:
+        conn.execute(consumer_offsets.insert(), added)

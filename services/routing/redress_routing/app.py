@@ -1,30 +1,40 @@
 """Composition root of routing: the faust app, its agents, timers and web pages.
 
-Three agents, each with concurrency 1 (faust-streaming #606) and each owning one table whose
-key matches its input's partitioning:
+Four agents, each with concurrency 1 (faust-streaming #606); three own one table whose key
+matches their input's partitioning:
 
-- `clocks` reads complaints, routing decisions and case events (all keyed by complaint id) and
-  keeps each complaint's SLA clocks and escalation. It also re-keys every ComplaintReceived to
-  the two internal topics below, so that state about a customer and about a product lives on
-  one partition however many workers run.
+- `rekey` (no table) copies every ComplaintReceived to the two internal topics below, so that
+  state about a customer and about a product lives on one partition however many workers run.
+  It is its own agent so that prioritizing a new complaint never waits behind clock work.
+- `clocks` (`track_clocks`) reads complaints, routing decisions and case events (all keyed by
+  complaint id; ComplaintReceived is skipped unread) and keeps each complaint's SLA clocks and
+  escalation.
 - `prioritize` reads complaints keyed by (a hash of) the customer id: priority and queue rules
   with the customer's recent complaints.
 - `surge` reads complaints keyed by product/category: sliding windows and incidents.
 
-Agents are thin: decode, call the pure core, publish with the shared idempotent producer
-(acks=all) and await the ack, then update the table — so a crash can repeat an output (same
-deterministic id) but never lose one. Timers cannot change tables (faust only allows that inside
-a stream), so the SLA timer publishes warnings and breaches and the `clocks` agent records them
-when it reads them back; the surge timer sends itself a tick through the surge topic.
+Agents are thin and work in batches (`stream.take_events`, see batching.py): per batch they
+decode each record and call the pure core in input order, threading each key's state through a
+batch-local overlay (so a second record for a key sees the first's result); publish all outputs
+and re-keyed copies with the shared idempotent producer (acks=all) and await the acks once; then
+update the table once per key; then dead-letter the records that could not be processed. faust
+acks the batch's records after that, so a crash can repeat an output (same deterministic id; the
+state check drops the repeated input) but never lose one. Timers cannot change tables (faust
+only allows that inside a stream), so the SLA timer publishes warnings and breaches and the
+`clocks` agent records them when it reads them back; the surge timer sends itself a tick through
+the surge topic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+import weakref
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from datetime import datetime
 from typing import Any
@@ -32,6 +42,7 @@ from typing import Any
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faust.streams import _current_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redress_events import (
     Envelope,
@@ -61,10 +72,18 @@ from redress_kafka.producer import EventProducer
 from redress_kafka.settings import KafkaSettings
 from redress_observability.metrics import DUPLICATES_DROPPED, EVENTS_PROCESSED, EVENTS_PUBLISHED
 
+from redress_routing.batching import (
+    BatchIO,
+    DeadRecord,
+    Handler,
+    RawRecord,
+    Result,
+    StagedState,
+    process_batch,
+)
 from redress_routing.clock import clock_from
 from redress_routing.clocks import ClockMachine, ComplaintClock, Emit
 from redress_routing.config import load_policy
-from redress_routing.delivery import process_or_dead_letter
 from redress_routing.delivery import until_acknowledged as retry_until_acknowledged
 from redress_routing.diagnostics import (
     AgentRuns,
@@ -92,11 +111,24 @@ STALL_AFTER_S = 20.0
 METADATA_MAX_AGE_S = 10.0
 REJOIN_INTERVAL_S = 15.0
 HISTORY_KEPT = 200
-# Event types the clocks agent acts on; everything else on its topics is skipped unread.
+# Kafka clients: bytes per partition per produce request (the changelogs and the outputs), and
+# how many acked input records trigger an offset commit (besides every second).
+PRODUCE_BATCH_BYTES = 512 * 1024
+# Per RocksDB database (one per table partition: 3 tables x 6 partitions). faust's defaults are
+# a 2 GiB block cache and up to 3 x 64 MiB memtables *each*, so resident memory grew with the
+# data written; these bound a database to about 12 MiB (the store is on disk; recovery reads
+# the changelog, not the cache).
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 4 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 4 * 1024 * 1024,
+}
+COMMIT_EVERY = 2000
+# Event types the clocks agent acts on; everything else on its topics is skipped unread
+# (ComplaintReceived included: the `rekey` agent reads those).
 CLOCK_INPUTS = {
     cls.event_type
     for cls in (
-        ComplaintReceived,
         ComplaintWithdrawn,
         ExternalAgentResponded,
         ComplaintPrioritized,
@@ -122,6 +154,18 @@ def _header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> str | Non
         if key == name:
             return value.decode("utf-8", "replace") if value is not None else ""
     return None
+
+
+async def all_or_none(sends: Iterable[Awaitable[None]]) -> None:
+    """Await the sends together; if one fails, cancel the others before re-raising."""
+    tasks = [asyncio.ensure_future(send) for send in sends]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class RoutingApp(faust.App):
@@ -224,7 +268,10 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         topic_partitions=EVENT_PARTITIONS,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        broker_commit_every=100,
+        # Offsets are committed every second or every COMMIT_EVERY acked records: committing
+        # more seldom only repeats more after a crash (dropped as duplicates), never loses.
+        broker_commit_every=COMMIT_EVERY,
+        producer_max_batch_size=PRODUCE_BATCH_BYTES,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         # aiokafka rejoins the group when a subscribed topic's partitions change in metadata;
@@ -232,7 +279,9 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         # broker's metadata at the rebalance, e.g. just after a restart) notice it soon.
         consumer_metadata_max_age_ms=int(METADATA_MAX_AGE_S * 1000),
     )
-    producer = EventProducer(kafka, client_id="routing")
+    # A batch hands hundreds of records over at once: let one produce request carry them
+    # (aiokafka sends one batch per partition per request, and the default batch is 16 KiB).
+    producer = EventProducer(kafka, client_id="routing", max_batch_size=PRODUCE_BATCH_BYTES)
     deadletters = DeadLetterWriter(producer, settings=kafka, consumer=app_id, service="routing")
 
     def raw_topic(*names: str, internal: bool = False) -> Any:
@@ -249,6 +298,8 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         kafka.topic(TopicName.ROUTING),
         kafka.topic(TopicName.CASES),
     )
+    # Its own agent re-keys complaints, so that prioritizing never waits behind clock work.
+    complaints = raw_topic(kafka.topic(TopicName.COMPLAINTS))
     by_customer_name = f"{app_id}-complaints-by-customer"
     by_product_name = f"{app_id}-complaints-by-product"
     by_customer = raw_topic(by_customer_name, internal=True)
@@ -259,6 +310,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
             name,
             partitions=EVENT_PARTITIONS,
             schema=faust.Schema(key_serializer="json", value_serializer="json"),
+            options=dict(ROCKSDB_OPTIONS),
         )
 
     clocks = table("sla-clocks")
@@ -287,20 +339,51 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         are not acknowledged (the offset is committed only after this returns)."""
         await retry_until_acknowledged(what, send, connect=producer.start, renew=producer.renew)
 
-    async def publish(envelopes: list[Envelope[Any]]) -> None:
-        if not envelopes:
-            return
-        await until_acknowledged("publish", lambda: producer.publish_many(envelopes))
-        for out in envelopes:
-            EVENTS_PUBLISHED.labels("routing", out.topic.value, out.type).inc()
+    # Metric children looked up once per label set, not once per event.
+    @functools.cache
+    def processed_counter(topic: str, event_type: str) -> Any:
+        return EVENTS_PROCESSED.labels("routing", topic, event_type)
+
+    @functools.cache
+    def published_counter(topic: str, event_type: str) -> Any:
+        return EVENTS_PUBLISHED.labels("routing", topic, event_type)
+
+    @functools.cache
+    def duplicates_counter(topic: str) -> Any:
+        return DUPLICATES_DROPPED.labels("routing", topic)
+
+    async def publish(envelopes: list[Envelope[Any]], raw: Sequence[RawRecord] = ()) -> None:
+        """Hand every output (and re-keyed copy) to the producer in order, then wait until the
+        broker has acknowledged them all — retried until it has."""
+        sends: list[Awaitable[None]] = []
+        if envelopes:
+            sends.append(until_acknowledged("publish", lambda: producer.publish_many(envelopes)))
+        if raw:
+            records = [(r.topic, r.key, r.value, r.headers) for r in raw]
+            sends.append(
+                until_acknowledged(
+                    "re-key",
+                    # Bounded like publish_many: an idempotent send never expires by itself.
+                    lambda: asyncio.wait_for(
+                        producer.send_raw_many(records), timeout=kafka.produce_timeout_s
+                    ),
+                )
+            )
+        await all_or_none(sends)
+        for (topic, event_type), count in Counter(
+            (out.topic.value, out.type) for out in envelopes
+        ).items():
+            published_counter(topic, event_type).inc(count)
 
     async def send_raw(topic: str, key: bytes, value: bytes | None, headers: Any) -> None:
+        await publish([], [RawRecord(topic, key, value, list(headers or ()))])
+
+    async def dead_letter(dead: DeadRecord) -> None:
+        message = dead.event.message
         await until_acknowledged(
-            "re-key",
-            # Bounded like publish_many: an idempotent send never expires by itself.
-            lambda: asyncio.wait_for(
-                producer.send_raw(topic, key=key, value=value, headers=list(headers or ())),
-                timeout=kafka.produce_timeout_s,
+            "dead-letter",
+            lambda: deadletters.send(
+                message, reason=dead.reason, detail=dead.detail, errors=dead.errors
             ),
         )
 
@@ -312,9 +395,13 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
             for e in emits
         ]
 
+    @functools.cache
+    def logical_topic(topic: str) -> str:
+        return topic.removeprefix(kafka.topic_prefix)
+
     def topic_label(message: Any) -> str:
         """The logical topic name: metric labels must not vary with the environment prefix."""
-        return str(message.topic).removeprefix(kafka.topic_prefix)
+        return logical_topic(str(message.topic))
 
     def decode(message: Any) -> Envelope[Any]:
         return decode_record(
@@ -324,24 +411,38 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
             position=(message.topic, message.partition, message.offset),
         )
 
-    async def handle_safely(message: Any, handler: Any) -> None:
-        """One bad record goes to the dead-letter topic; the agent carries on."""
+    def table_writer(table: Any, dump: Callable[[Any], Any]) -> Callable[[str, Any, Any], None]:
+        """Store a key's state in the name of the record that last changed it: faust writes the
+        changelog entry to that record's partition (it reads the stream's current event, which
+        a batch's body has to set itself)."""
 
-        async def dead_letter(reason: str, detail: str, errors: Any) -> None:
-            await until_acknowledged(
-                "dead-letter",
-                lambda: deadletters.send(message, reason=reason, detail=detail, errors=errors),
-            )
+        def write(key: str, value: Any, event: Any) -> None:
+            token = _current_event.set(weakref.ref(event))
+            try:
+                table[key] = dump(value)
+            finally:
+                _current_event.reset(token)
 
-        await process_or_dead_letter(
-            handler,
-            dead_letter,
-            where={
-                "topic": topic_label(message),
-                "partition": message.partition,
-                "offset": message.offset,
-            },
+        return write
+
+    def batch_io(
+        write: Callable[[str, Any, Any], None],
+        after_write: Callable[[str, Any], None] | None = None,
+    ) -> BatchIO:
+        return BatchIO(
+            publish=publish,
+            write=write,
+            dead_letter=dead_letter,
+            topic_label=topic_label,
+            after_write=after_write,
         )
+
+    async def run_batches(
+        stream: Any, handle: Handler, load: Callable[[str], Any], io: BatchIO
+    ) -> None:
+        """faust acks a batch's records only once its body has returned (see batching.py)."""
+        async for events in stream.take_events(settings.batch_max_events, settings.batch_within_s):
+            await process_batch(events, handle, load, io)
 
     # ------------------------------------------------------------------ clocks and escalation
 
@@ -358,20 +459,45 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         else:
             next_due[key] = min(upcoming)
 
-    async def on_clock_event(envelope: Envelope[Any], message: Any) -> None:
-        data = envelope.data
-        EVENTS_PROCESSED.labels("routing", topic_label(message), envelope.type).inc()
-        if isinstance(data, ComplaintReceived):
-            customer = customer_key(data.customer.id).encode()
-            product = surge_key(data.product, data.category).encode()
-            await asyncio.gather(
-                send_raw(by_customer_name, customer, message.value, message.headers),
-                send_raw(by_product_name, product, message.value, message.headers),
-            )
+    def remember_stored_due(key: str, raw: dict[str, Any]) -> None:
+        """`remember_due` for a clock as stored, without validating it into a model: the full
+        scan reads every open complaint's clock."""
+        try:
+            upcoming = [
+                datetime.fromisoformat(t["due_at"] if t["warned"] else t["warn_at"])
+                for t in raw["targets"].values()
+                if t["open"] and not t["breached"]
+            ]
+            closed = raw["closed"]
+        except (KeyError, TypeError, ValueError):  # not the shape model_dump writes: validate
+            remember_due(key, ComplaintClock.model_validate(raw))
             return
-        key = str(data.complaint_id)
+        if closed or not upcoming:
+            next_due.pop(key, None)
+        else:
+            next_due[key] = min(upcoming)
+
+    def load_clock(key: str) -> ComplaintClock | None:
         raw = clocks.get(key)
-        state = ComplaintClock.model_validate(raw) if raw else machine.new(data.complaint_id)
+        return ComplaintClock.model_validate(raw) if raw else None
+
+    known_types = set(registered_event_types())
+
+    def on_clock_record(event: Any, staged: StagedState) -> Result | None:
+        message = event.message
+        event_type = _header(message.headers, "ce_type")
+        if event_type in known_types and event_type not in CLOCK_INPUTS:
+            return None  # a valid event this agent has no use for: skip without decoding
+        envelope = decode(message)
+        if envelope is None:
+            return None
+        data = envelope.data
+        topic = topic_label(message)
+        processed_counter(topic, envelope.type).inc()
+        if isinstance(data, ComplaintReceived):
+            return None  # a record whose header lied about its type: the data decides
+        key = str(data.complaint_id)
+        state = staged.get(key) or machine.new(data.complaint_id)
         event_id = str(envelope.id)
         if isinstance(data, ComplaintPrioritized):
             new, emits = machine.on_prioritized(
@@ -420,32 +546,61 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
                 state, "withdrawn", at=data.withdrawn_at, event_id=event_id
             )
         else:
-            return
+            return None
         if new is state:
-            DUPLICATES_DROPPED.labels("routing", topic_label(message)).inc()
-            return
-        await publish(wrap(emits, subject=key, cause=envelope))
-        clocks[key] = new.model_dump(mode="json")
-        remember_due(key, new)
+            duplicates_counter(topic).inc()
+            return None
+        return Result(outputs=wrap(emits, subject=key, cause=envelope), state=(key, new))
 
-    known_types = set(registered_event_types())
+    clocks_io = batch_io(
+        table_writer(clocks, lambda state: state.model_dump(mode="json")),
+        after_write=remember_due,
+    )
     agent_runs = AgentRuns()
 
     @app.agent(clock_inputs, concurrency=1)
     @logged_agent(agent_runs)
     async def track_clocks(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            event_type = _header(message.headers, "ce_type")
-            if event_type in known_types and event_type not in CLOCK_INPUTS:
-                continue  # a valid event this agent has no use for: skip without decoding
+        await run_batches(stream, on_clock_record, load_clock, clocks_io)
 
-            async def handle(message: Any = message) -> None:
-                envelope = decode(message)
-                if envelope is not None:
-                    await on_clock_event(envelope, message)
+    # ------------------------------------------------------------------ re-keying
 
-            await handle_safely(message, handle)
+    received_type = ComplaintReceived.event_type
+
+    def on_complaint_record(event: Any, staged: StagedState) -> Result | None:
+        """Copy each ComplaintReceived, as it is, to the by-customer and by-product topics."""
+        message = event.message
+        if _header(message.headers, "ce_type") != received_type:
+            return None  # `track_clocks` reads (or dead-letters) everything else here
+        envelope = decode(message)
+        if envelope is None:
+            return None
+        data = envelope.data
+        if not isinstance(data, ComplaintReceived):
+            return None
+        processed_counter(topic_label(message), envelope.type).inc()
+        headers = list(message.headers or ())
+        customer = customer_key(data.customer.id).encode()
+        product = surge_key(data.product, data.category).encode()
+        return Result(
+            raw=[
+                RawRecord(by_customer_name, customer, message.value, headers),
+                RawRecord(by_product_name, product, message.value, headers),
+            ]
+        )
+
+    def no_state(key: str) -> None:
+        return None
+
+    def no_table(key: str, value: Any, event: Any) -> None:
+        raise AssertionError("re-keying keeps no state")
+
+    rekey_io = batch_io(no_table)
+
+    @app.agent(complaints, concurrency=1)
+    @logged_agent(agent_runs)
+    async def rekey(stream: Any) -> None:
+        await run_batches(stream, on_complaint_record, no_state, rekey_io)
 
     in_flight: dict[Any, float] = {}
     last_full_scan = [0.0]
@@ -463,9 +618,13 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
             or time.monotonic() - last_full_scan[0] >= settings.full_scan_interval_s
         ):
             # After a restart or rebalance the index is rebuilt from the (recovered) table.
+            # One clock at a time (not a list of them all) and without model validation: this
+            # reads every open complaint, and materialising them all was the worker's largest
+            # (transient, but never returned to the OS) memory use.
             next_due.clear()
-            for key, raw in list(clocks.items()):
-                remember_due(key, ComplaintClock.model_validate(raw))
+            for key, raw in clocks.items():
+                if raw:
+                    remember_stored_due(key, raw)
             last_full_scan[0] = time.monotonic()
         horizon = time.monotonic() - 120
         for stale in [i for i, at in in_flight.items() if at < horizon]:
@@ -484,16 +643,24 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
 
     # ------------------------------------------------------------------ priority and queue
 
-    async def on_customer_complaint(envelope: Envelope[Any], message: Any) -> None:
+    def load_history(key: str) -> dict[str, str]:
+        return dict((histories.get(key) or {}).get("complaints", {}))
+
+    def on_customer_record(event: Any, staged: StagedState) -> Result | None:
+        message = event.message
+        envelope = decode(message)
+        if envelope is None:
+            return None
+        processed_counter("complaints-by-customer", envelope.type).inc()
         complaint = envelope.data
         if not isinstance(complaint, ComplaintReceived):
-            return
+            return None
         key = customer_key(complaint.customer.id)
-        history: dict[str, str] = dict((histories.get(key) or {}).get("complaints", {}))
+        history: dict[str, str] = dict(staged.get(key))  # a copy: staged values are not changed
         complaint_id = str(complaint.complaint_id)
         if complaint_id in history:
-            DUPLICATES_DROPPED.labels("routing", topic_label(message)).inc()
-            return
+            duplicates_counter(topic_label(message)).inc()
+            return None
         earlier = tuple(
             datetime.fromisoformat(at) for cid, at in history.items() if cid != complaint_id
         )
@@ -516,18 +683,16 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
             matched_rules=decision.queue_rules,
             reason=decision.queue_reason,
         )
-        await publish(
-            [
-                Envelope.new(
-                    data,
-                    subject=envelope.subject,
-                    source=settings.source,
-                    cause=envelope,
-                    event_id=derived_event_id(envelope.id, kind, policy.version),
-                )
-                for kind, data in (("prioritized", prioritized), ("assigned", assigned))
-            ]
-        )
+        outputs = [
+            Envelope.new(
+                data,
+                subject=envelope.subject,
+                source=settings.source,
+                cause=envelope,
+                event_id=derived_event_id(envelope.id, kind, policy.version),
+            )
+            for kind, data in (("prioritized", prioritized), ("assigned", assigned))
+        ]
         history[complaint_id] = complaint.received_at.isoformat()
         if repeat_days:
             cutoff = complaint.received_at.timestamp() - repeat_days * 86400
@@ -539,23 +704,14 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         else:
             history = {complaint_id: history[complaint_id]}
         kept = sorted(history.items(), key=lambda item: item[1])[-HISTORY_KEPT:]
-        histories[key] = {"complaints": dict(kept)}
+        return Result(outputs=outputs, state=(key, dict(kept)))
+
+    histories_io = batch_io(table_writer(histories, lambda kept: {"complaints": kept}))
 
     @app.agent(by_customer, concurrency=1)
     @logged_agent(agent_runs)
     async def prioritize(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-
-            async def handle(message: Any = message) -> None:
-                envelope = decode(message)
-                if envelope is not None:
-                    EVENTS_PROCESSED.labels(
-                        "routing", "complaints-by-customer", envelope.type
-                    ).inc()
-                    await on_customer_complaint(envelope, message)
-
-            await handle_safely(message, handle)
+        await run_batches(stream, on_customer_record, load_history, histories_io)
 
     # ------------------------------------------------------------------ surge detection
 
@@ -571,46 +727,43 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
             for e in emits
         ]
 
-    async def on_product_record(message: Any) -> None:
-        key = message.key.decode()
+    def load_surge(key: str) -> SurgeState | None:
         raw = surges.get(key)
+        return SurgeState.model_validate(raw) if raw else None
+
+    def on_product_record(event: Any, staged: StagedState) -> Result | None:
+        message = event.message
+        key = message.key.decode()
+        state: SurgeState | None = staged.get(key)
         tick = _header(message.headers, TICK_HEADER)
         if tick is not None:
-            if not raw:
-                return
-            state = SurgeState.model_validate(raw)
+            if state is None:
+                return None
             new, emits = detector.on_tick(state, now=datetime.fromisoformat(tick))
             cause = None
         else:
             envelope = decode(message)
             complaint = envelope.data
             if not isinstance(complaint, ComplaintReceived):
-                return
-            EVENTS_PROCESSED.labels("routing", "complaints-by-product", envelope.type).inc()
-            if raw:
-                state = SurgeState.model_validate(raw)
-            else:
+                return None
+            processed_counter("complaints-by-product", envelope.type).inc()
+            if state is None:
                 state = SurgeState(product=complaint.product, category=complaint.category)
             new, emits = detector.on_complaint(
                 state, complaint_id=complaint.complaint_id, received_at=complaint.received_at
             )
             cause = envelope
         if new is state:
-            DUPLICATES_DROPPED.labels("routing", topic_label(message)).inc()
-            return
-        await publish(surge_envelopes(emits, cause))
-        surges[key] = new.model_dump(mode="json")
+            duplicates_counter(topic_label(message)).inc()
+            return None
+        return Result(outputs=surge_envelopes(emits, cause), state=(key, new))
+
+    surges_io = batch_io(table_writer(surges, lambda state: state.model_dump(mode="json")))
 
     @app.agent(by_product, concurrency=1)
     @logged_agent(agent_runs)
     async def detect_surges(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-
-            async def handle(message: Any = message) -> None:
-                await on_product_record(message)
-
-            await handle_safely(message, handle)
+        await run_batches(stream, on_product_record, load_surge, surges_io)
 
     @app.timer(interval=settings.surge_tick_interval_s)
     async def surge_timer() -> None:

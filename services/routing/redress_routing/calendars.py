@@ -9,13 +9,14 @@ closed hours. Pure functions of their arguments: no clock, no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 ALWAYS_OPEN_ID = "calendar"  # the SlaDeadline.calendar value for round-the-clock targets
 _ZERO = timedelta(0)
+_MEMO_DAYS = 4096  # days of opening intervals a calendar remembers (about eleven years)
 
 
 class CalendarError(Exception):
@@ -69,8 +70,22 @@ class BusinessCalendar:
     weekly_hours: Mapping[int, Hours]  # weekday (0 = Monday) → opening intervals
     holidays: frozenset[date] = frozenset()
     horizon_days: int = 3 * 366
+    # Memo of `_day_intervals` (a pure function of the day): every deadline walks the same
+    # weeks, and rebuilding them per complaint was most of the routing worker's clock work.
+    _memo: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
-    def _day_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
+    def _day_intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        memo = self._memo
+        found = memo.get(day)
+        if found is None:
+            if len(memo) >= _MEMO_DAYS:
+                memo.clear()
+            found = memo[day] = tuple(self._compute_day_intervals(day))
+        return found
+
+    def _compute_day_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         if day in self.holidays:
             return []
         intervals = []

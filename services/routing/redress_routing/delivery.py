@@ -98,15 +98,24 @@ async def process_or_dead_letter(
     try:
         await handler()
         return True
-    except InvalidEvent as exc:
+    except Exception as exc:
+        await dead_letter(*failure_of(exc, where=where))
+    return False
+
+
+def failure_of(exc: Exception, *, where: dict[str, Any]) -> tuple[str, str, Any]:
+    """Log why a record cannot be processed; the (reason, detail, errors) to dead-letter it with.
+
+    An undecodable record (InvalidEvent) keeps the reason decoding gave; anything else is a
+    processing error (`processing_failed`), logged with its stack.
+    """
+    if isinstance(exc, InvalidEvent):
         log.warning(
             "routing dead-lettered an invalid record",
             extra={"reason": exc.reason, **where},
         )
-        await dead_letter(exc.reason, exc.detail, exc.errors)
-    except Exception as exc:
-        # The stack and the type only: an exception's text may quote the complaint (personal
-        # data); the full detail travels with the record to the dead-letter topic.
-        log_exception(log, "routing could not process a record; dead-lettered", exc, **where)
-        await dead_letter("processing_failed", f"{type(exc).__name__}: {exc}", None)
-    return False
+        return exc.reason, exc.detail, exc.errors
+    # The stack and the type only: an exception's text may quote the complaint (personal
+    # data); the full detail travels with the record to the dead-letter topic.
+    log_exception(log, "routing could not process a record; dead-lettered", exc, **where)
+    return "processing_failed", f"{type(exc).__name__}: {exc}", None

@@ -8,6 +8,7 @@ policy loader refuses anything else).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,8 +34,13 @@ class CustomerHistory:
         return sum(1 for at in self.earlier if since <= at < before)
 
 
+@functools.cache
+def _keyword_pattern(keyword: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)")
+
+
 def _contains_keyword(text: str, keyword: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)", text) is not None
+    return _keyword_pattern(keyword).search(text) is not None
 
 
 def condition_holds(

@@ -35,4 +35,16 @@ class RoutingSettings(BaseSettings):
     surge_tick_interval_s: float = Field(
         default=30.0, gt=0, description="how often open incidents are checked for going quiet"
     )
+    batch_max_events: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="most records an agent takes in one batch (one publish and ack per batch)",
+    )
+    batch_within_s: float = Field(
+        default=0.02,
+        gt=0,
+        le=5.0,
+        description="longest an agent waits to fill a batch before processing what it has",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

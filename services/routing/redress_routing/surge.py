@@ -45,6 +45,19 @@ class SurgeState(BaseModel):
     recent_complaints: list[str] = []
 
 
+def _copy(state: SurgeState) -> SurgeState:
+    """A copy the caller may change without touching `state`: what `model_copy(deep=True)`
+    gives, without deep-copying the (immutable) strings and ids inside — it ran per complaint."""
+    incident = state.incident
+    return state.model_copy(
+        update={
+            "buckets": dict(state.buckets),
+            "incident": incident.model_copy() if incident is not None else None,
+            "recent_complaints": list(state.recent_complaints),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class SurgeEmit:
     data: EventData
@@ -114,7 +127,7 @@ class SurgeDetector:
     ) -> tuple[SurgeState, list[SurgeEmit]]:
         if str(complaint_id) in state.recent_complaints:
             return state, []  # redelivered: already counted
-        state = state.model_copy(deep=True)
+        state = _copy(state)
         state.recent_complaints = [*state.recent_complaints, str(complaint_id)][
             -RECENT_COMPLAINTS_KEPT:
         ]

@@ -103,3 +103,17 @@ def test_a_redelivered_complaint_is_not_counted_again() -> None:
     again, emits = detector.on_complaint(state, complaint_id=complaint_id, received_at=START)
     assert emits == [] and again is state
     assert sum(state.buckets.values()) == 1
+
+
+def test_a_complaint_leaves_the_state_it_was_given_unchanged() -> None:
+    """The worker stages states through a batch: an earlier state must never change under it."""
+    detector = SurgeDetector(POLICY)
+    state, _ = feed(detector, fresh(), [START + timedelta(seconds=i) for i in range(25)])
+    assert state.incident is not None
+    before = state.model_dump()
+    new, emits = detector.on_complaint(
+        state, complaint_id=uuid.uuid4(), received_at=START + timedelta(minutes=1)
+    )
+    assert emits and new is not state
+    assert state.model_dump() == before
+    assert new.incident is not None and new.incident.linked == state.incident.linked + 1
