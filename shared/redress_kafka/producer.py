@@ -229,15 +229,12 @@ class EventProducer:
         first (in order, so per partition they keep it), then acknowledged together."""
         producer = await self._connected()
         try:
-            futures = [
-                await producer.send(topic, value=value, key=key, headers=headers)
-                for topic, key, value, headers in records
-            ]
-            return list(
-                await asyncio.wait_for(
-                    asyncio.gather(*futures), timeout=self._settings.produce_timeout_s
-                )
-            )
+            async with asyncio.timeout(self._settings.produce_timeout_s):  # as in publish_many
+                futures = [
+                    await producer.send(topic, value=value, key=key, headers=headers)
+                    for topic, key, value, headers in records
+                ]
+                return list(await asyncio.gather(*futures))
         except TimeoutError as exc:
             await self._after_failure(exc)
             raise BrokerUnavailable("kafka did not acknowledge in time") from exc
