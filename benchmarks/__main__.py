@@ -398,8 +398,11 @@ async def bench_end_to_end(bench: Bench) -> None:
                         return
                     continue
                 try:
-                    if connection is None:
-                        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                    if connection is not None:
+                        connection.close()
+                    # A fresh connection per look: a kept one can go on reading an old
+                    # snapshot of the WAL database (measured: seconds behind).
+                    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
                     rows = []
                     for i in range(0, len(pending), 500):
                         chunk = pending[i : i + 500]

@@ -29,6 +29,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         group_id=settings.group_id,
         batch_size=settings.batch_size,
         producer=producer,
+        batch_linger_s=settings.batch_linger_s,
     )
 
     @asynccontextmanager

@@ -22,6 +22,12 @@ class ReportingSettings(BaseSettings):
     )
     group_id: str = "redress-reporting"
     batch_size: int = Field(default=2000, ge=1, le=10_000)
+    batch_linger_s: float = Field(
+        default=0.05,
+        ge=0,
+        le=5,
+        description="when caught up, how long the next batch may gather before it is applied",
+    )
     max_ready_lag: int = Field(default=10_000, ge=0, description="/readyz fails above this lag")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
