@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -164,31 +164,15 @@ class EventProducer:
             if self._timeouts_in_a_row >= RENEW_AFTER_TIMEOUTS:
                 await self.renew(reason="repeated timeouts")
 
-    async def publish_many(self, envelopes: Iterable[Envelope[Any]]) -> list[RecordMetadata]:
-        """Append events and wait until every in-sync replica has them, all within one
-        produce timeout: connecting, waiting for topic metadata or buffer space inside
-        `send()`, and the acknowledgements share the deadline, so a caller (an HTTP request
-        with a client timeout) hears BrokerUnavailable in bounded time, never a hang."""
-        producer = await self._connected()
-        futures = []
-        chain = self._chain.batch()
+    @asynccontextmanager
+    async def _acknowledged(self) -> AsyncIterator[None]:
+        """One produce timeout over handing records to the client and their acknowledgement:
+        waiting for topic metadata or buffer space inside `send()` shares the deadline, so a
+        caller (an HTTP request with a client timeout) hears BrokerUnavailable in bounded time,
+        never a hang. Broker trouble becomes BrokerUnavailable (and may renew the client)."""
         try:
             async with asyncio.timeout(self._settings.produce_timeout_s):
-                for envelope in envelopes:
-                    key, value, headers = encode_envelope(envelope)
-                    headers = chain.seal(headers=headers, value=value)
-                    futures.append(
-                        await producer.send(
-                            self._settings.topic(envelope.topic),
-                            value=value,
-                            key=key,
-                            headers=headers,
-                        )
-                    )
-                results = list(await asyncio.gather(*futures))
-            chain.commit()  # only acknowledged events become the heads later events link to
-            self._timeouts_in_a_row = 0
-            return results
+                yield
         except TimeoutError as exc:
             await self._after_failure(exc)
             raise BrokerUnavailable("kafka did not acknowledge in time") from exc
@@ -197,6 +181,22 @@ class EventProducer:
                 await self._after_failure(exc)
                 raise BrokerUnavailable(f"kafka refused: {exc}") from exc
             raise
+        self._timeouts_in_a_row = 0
+
+    async def publish_many(self, envelopes: Iterable[Envelope[Any]]) -> list[RecordMetadata]:
+        """Append events and wait until every in-sync replica has them (one produce timeout)."""
+        producer = await self._connected()
+        chain = self._chain.batch()
+        async with self._acknowledged():
+            futures = []
+            for envelope in envelopes:
+                key, value, headers = encode_envelope(envelope)
+                headers = chain.seal(headers=headers, value=value)
+                topic = self._settings.topic(envelope.topic)
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+            results = list(await asyncio.gather(*futures))
+        chain.commit()  # only acknowledged events become the heads later events link to
+        return results
 
     async def send_raw(
         self,
@@ -206,20 +206,8 @@ class EventProducer:
         value: bytes | None,
         headers: list[tuple[str, bytes]],
     ) -> RecordMetadata:
-        producer = await self._connected()
-        try:
-            return await asyncio.wait_for(
-                producer.send_and_wait(topic, value=value, key=key, headers=headers),
-                timeout=self._settings.produce_timeout_s,
-            )
-        except TimeoutError as exc:
-            await self._after_failure(exc)
-            raise BrokerUnavailable("kafka did not acknowledge in time") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("aiokafka"):
-                await self._after_failure(exc)
-                raise BrokerUnavailable(f"kafka refused: {exc}") from exc
-            raise
+        """Copy one record as it is (re-keying, dead letters), acknowledged by every replica."""
+        return (await self.send_raw_many([(topic, key, value, headers)]))[0]
 
     async def send_raw_many(
         self,
@@ -228,21 +216,13 @@ class EventProducer:
         """`send_raw` for many (topic, key, value, headers) records: all are handed to the client
         first (in order, so per partition they keep it), then acknowledged together."""
         producer = await self._connected()
-        try:
-            async with asyncio.timeout(self._settings.produce_timeout_s):  # as in publish_many
-                futures = [
-                    await producer.send(topic, value=value, key=key, headers=headers)
-                    for topic, key, value, headers in records
-                ]
-                return list(await asyncio.gather(*futures))
-        except TimeoutError as exc:
-            await self._after_failure(exc)
-            raise BrokerUnavailable("kafka did not acknowledge in time") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("aiokafka"):
-                await self._after_failure(exc)
-                raise BrokerUnavailable(f"kafka refused: {exc}") from exc
-            raise
+        async with self._acknowledged():
+            futures = [
+                await producer.send(topic, value=value, key=key, headers=headers)
+                for topic, key, value, headers in records
+            ]
+            results = list(await asyncio.gather(*futures))
+        return results
 
     async def is_connected(self, *, timeout_s: float = 2.0) -> bool:
         """True when the broker answers a metadata request now."""
