@@ -36,7 +36,7 @@ import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
@@ -450,7 +450,20 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
 
     # ------------------------------------------------------------------ clocks and escalation
 
+    # The timer's index: the next due time of each clock due before `indexed_until` (the
+    # horizon of the last full scan), so it holds the next minute or so of work, not every open
+    # complaint (about 170 bytes each: 170 MB at a million). Clocks due later are found by a
+    # later full scan, which runs before the horizon comes near (and at once if the clock jumps).
     next_due: dict[str, datetime] = {}
+    indexed_until: list[datetime | None] = [None]  # None: no scan yet, index everything
+    scan_horizon = timedelta(seconds=2 * settings.full_scan_interval_s)
+
+    def index_due(key: str, due: datetime | None) -> None:
+        horizon = indexed_until[0]
+        if due is None or (horizon is not None and due > horizon):
+            next_due.pop(key, None)
+        else:
+            next_due[key] = due
 
     def remember_due(key: str, state: ComplaintClock) -> None:
         upcoming = [
@@ -458,10 +471,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
             for t in state.targets.values()
             if t.open and not t.breached
         ]
-        if state.closed or not upcoming:
-            next_due.pop(key, None)
-        else:
-            next_due[key] = min(upcoming)
+        index_due(key, None if state.closed or not upcoming else min(upcoming))
 
     def remember_stored_due(key: str, raw: dict[str, Any]) -> None:
         """`remember_due` for a clock as stored, without validating it into a model: the full
@@ -476,10 +486,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         except (KeyError, TypeError, ValueError):  # not the shape model_dump writes: validate
             remember_due(key, ComplaintClock.model_validate(raw))
             return
-        if closed or not upcoming:
-            next_due.pop(key, None)
-        else:
-            next_due[key] = min(upcoming)
+        index_due(key, None if closed or not upcoming else min(upcoming))
 
     def load_clock(key: str) -> ComplaintClock | None:
         raw = clocks.get(key)
@@ -617,21 +624,25 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
     @app.timer(interval=settings.timer_interval_s)
     async def sla_timer() -> None:
         now = clock.now()
+        horizon = indexed_until[0]
         if (
             not last_full_scan[0]
             or time.monotonic() - last_full_scan[0] >= settings.full_scan_interval_s
+            or horizon is None
+            or now + scan_horizon / 2 >= horizon
         ):
             # After a restart or rebalance the index is rebuilt from the (recovered) table.
             # One clock at a time (not a list of them all) and without model validation: this
             # reads every open complaint, and materialising them all was the worker's largest
             # (transient, but never returned to the OS) memory use.
             next_due.clear()
+            indexed_until[0] = now + scan_horizon
             for key, raw in clocks.items():
                 if raw:
                     remember_stored_due(key, raw)
             last_full_scan[0] = time.monotonic()
-        horizon = time.monotonic() - 120
-        for stale in [i for i, at in in_flight.items() if at < horizon]:
+        forget_before = time.monotonic() - 120
+        for stale in [i for i, at in in_flight.items() if at < forget_before]:
             del in_flight[stale]
         for key in [k for k, at in next_due.items() if at <= now]:
             raw = clocks.get(key)
