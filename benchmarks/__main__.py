@@ -565,33 +565,25 @@ async def bench_routing(bench: Bench) -> KafkaSettings:
     return settings
 
 
+async def raw_consume_baselines(bench: Bench, topics: list[str]) -> dict[str, Any]:
+    """The raw aiokafka consume of `topics` (the targets' baseline), plus the same consume with
+    json.loads of every value under "decoding_events_per_s" (informative)."""
+    consume = ["benchmarks.raw_loops", "consume", "--bootstrap", bench.bootstrap]
+    raw = await _run_process_json(python_module(*consume, "--topics", ",".join(topics)))
+    decoding = await _run_process_json(
+        python_module(*consume, "--topics", ",".join(topics), "--decode")
+    )
+    bench.say(
+        f"raw consume ({raw['events']} events): {raw['events_per_s']:.0f}/s; "
+        f"+ JSON decode {decoding['events_per_s']:.0f}/s"
+    )
+    return {**raw, "decoding_events_per_s": decoding["events_per_s"]}
+
+
 async def bench_projection(bench: Bench, settings: KafkaSettings) -> dict[str, Any]:
     topics = [settings.topic(t) for t in PROJECTED]
     total = sum((await end_offsets(bench.bootstrap, topics)).values())
-    raw = await _run_process_json(
-        python_module(
-            "benchmarks.raw_loops",
-            "consume",
-            "--bootstrap",
-            bench.bootstrap,
-            "--topics",
-            ",".join(topics),
-        )
-    )
-    bench.say(f"raw consume: {raw['events']} events, {raw['events_per_s']:.0f}/s")
-    decoding = await _run_process_json(
-        python_module(
-            "benchmarks.raw_loops",
-            "consume",
-            "--bootstrap",
-            bench.bootstrap,
-            "--topics",
-            ",".join(topics),
-            "--decode",
-        )
-    )
-    bench.say(f"raw consume + JSON decode: {decoding['events_per_s']:.0f}/s")
-    raw = {**raw, "decoding_events_per_s": decoding["events_per_s"]}
+    raw = await raw_consume_baselines(bench, topics)
     group = f"reporting-{settings.topic_prefix.strip('.')}"
     reporting = bench.service("reporting", settings, REDRESS_REPORTING_GROUP_ID=group)
     started = time.monotonic()
@@ -736,17 +728,7 @@ async def bench_rebuild_large(bench: Bench) -> None:
         f"synthetic log: {filled.events} events of {filled.complaints} complaints "
         f"in {filled.seconds:.0f}s"
     )
-    topics = [settings.topic(t) for t in PROJECTED]
-    consume = ["benchmarks.raw_loops", "consume", "--bootstrap", bench.bootstrap]
-    raw = await _run_process_json(python_module(*consume, "--topics", ",".join(topics)))
-    decoding = await _run_process_json(
-        python_module(*consume, "--topics", ",".join(topics), "--decode")
-    )
-    bench.say(
-        f"raw consume ({raw['events']} events): {raw['events_per_s']:.0f}/s; "
-        f"+ JSON decode {decoding['events_per_s']:.0f}/s"
-    )
-    raw = {**raw, "decoding_events_per_s": decoding["events_per_s"]}
+    raw = await raw_consume_baselines(bench, [settings.topic(t) for t in PROJECTED])
     await bench_rebuild(
         bench,
         settings,

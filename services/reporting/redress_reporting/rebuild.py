@@ -146,7 +146,7 @@ async def replay(
         result.applied += await _settled(applying)
         applying = None
         # Offsets at the ends even where the last records were transaction markers.
-        await asyncio.to_thread(store.apply_batch, [], group_id=group_id, next_offsets=result.ends)
+        await asyncio.to_thread(store.apply, [], group_id=group_id, next_offsets=result.ends)
     finally:
         if applying is not None:  # failed meanwhile: let the batch in flight finish first
             await asyncio.gather(applying, return_exceptions=True)

@@ -481,16 +481,6 @@ class ReadModelStore:
             )
             return {(r.topic, r.partition): r.next_offset for r in rows}
 
-    def apply_batch(
-        self,
-        events: Sequence[Envelope[EventData]],
-        *,
-        group_id: str,
-        next_offsets: dict[tuple[str, int], int],
-    ) -> int:
-        """Apply events and store offsets in one transaction; returns how many were new."""
-        return self.apply(events, group_id=group_id, next_offsets=next_offsets).applied
-
     def apply(
         self,
         events: Sequence[Envelope[EventData]],

@@ -118,7 +118,8 @@ PRODUCE_BATCH_BYTES = 512 * 1024
 # a 2 GiB block cache and up to 3 x 64 MiB memtables *each*, so resident memory grew with the
 # data written; these bound a database's memtables and cache to about 4 MiB (the store is on
 # disk; recovery reads the changelog, not the cache). Measured over 15,000 complaints: routing
-# ended at 254 MiB with 4 MiB memtables and cache, 213 MiB with these (docs/PERFORMANCE.md).
+# ended at 254 MiB with 4 MiB memtables and cache, 213 MiB with these and the smaller stream
+# buffer below (both changed together; one run each, docs/PERFORMANCE.md).
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 1024 * 1024,
     "max_write_buffer_number": 2,

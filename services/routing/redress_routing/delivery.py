@@ -82,27 +82,6 @@ async def until_acknowledged(
             return attempt
 
 
-async def process_or_dead_letter(
-    handler: Callable[[], Awaitable[None]],
-    dead_letter: Callable[[str, str, Any], Awaitable[None]],
-    *,
-    where: dict[str, Any],
-) -> bool:
-    """Run `handler` for one record; True when it completed.
-
-    An undecodable record (InvalidEvent) or a processing error is dead-lettered through
-    `dead_letter(reason, detail, errors)` (which must itself retry until acknowledged) and the
-    agent carries on. Broker trouble never reaches here: publishing retries inside the handler.
-    Cancellation (worker stopping) is not caught.
-    """
-    try:
-        await handler()
-        return True
-    except Exception as exc:
-        await dead_letter(*failure_of(exc, where=where))
-    return False
-
-
 def failure_of(exc: Exception, *, where: dict[str, Any]) -> tuple[str, str, Any]:
     """Log why a record cannot be processed; the (reason, detail, errors) to dead-letter it with.
 

@@ -60,7 +60,7 @@ def load(store: ReadModelStore, events: list[Envelope[EventData]], batch: int = 
     for start in range(0, len(events), batch):
         chunk = events[start : start + batch]
         offsets = {(e.position[0], e.position[1]): e.position[2] + 1 for e in chunk if e.position}
-        store.apply_batch(chunk, group_id="reporting", next_offsets=offsets)
+        store.apply(chunk, group_id="reporting", next_offsets=offsets)
 
 
 def ids(rows: list[dict[str, Any]]) -> set[str]:

@@ -173,7 +173,7 @@ def _apply_in_batches(store: ReadModelStore, events: list[Envelope[EventData]], 
     for start in range(0, len(events), size):
         batch = events[start : start + size]
         offsets = {(e.position[0], e.position[1]): e.position[2] + 1 for e in batch if e.position}
-        applied += store.apply_batch(batch, group_id="g", next_offsets=offsets)
+        applied += store.apply(batch, group_id="g", next_offsets=offsets).applied
     return applied
 
 

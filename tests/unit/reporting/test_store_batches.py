@@ -61,7 +61,7 @@ def test_a_batch_with_many_events_of_one_complaint_applies_them_all_in_order(
     story = Story(1).full_life(breach=True)
     events = with_positions(story.events)
     store = _store(tmp_path)
-    assert store.apply_batch(events, group_id="g", next_offsets=_offsets(events)) == len(events)
+    assert store.apply(events, group_id="g", next_offsets=_offsets(events)).applied == len(events)
     with store.engine.connect() as conn:
         assert load_view(conn, cid(1)) == _fold(events)
     assert len(_rows(store)["timeline"]) == len(events)
@@ -70,9 +70,9 @@ def test_a_batch_with_many_events_of_one_complaint_applies_them_all_in_order(
 def test_one_batch_equals_event_by_event(tmp_path: Path) -> None:
     events = _mixed()
     whole, single = _store(tmp_path, "a.db"), _store(tmp_path, "b.db")
-    whole.apply_batch(events, group_id="g", next_offsets=_offsets(events))
+    whole.apply(events, group_id="g", next_offsets=_offsets(events))
     for event in events:
-        single.apply_batch([event], group_id="g", next_offsets=_offsets([event]))
+        single.apply([event], group_id="g", next_offsets=_offsets([event]))
     assert _rows(whole) == _rows(single)
     assert whole.offsets("g") == single.offsets("g")
 
@@ -95,7 +95,7 @@ def test_a_batch_lost_before_its_commit_then_redelivered_changes_nothing(
     first, rest = events[:10], events[10:]
     store, reference = _store(tmp_path, "a.db"), _store(tmp_path, "b.db")
     for target in (store, reference):
-        target.apply_batch(first, group_id="g", next_offsets=_offsets(first))
+        target.apply(first, group_id="g", next_offsets=_offsets(first))
     before, offsets_before = _rows(store), store.offsets("g")
 
     def crash(*_: Any, **__: Any) -> None:
@@ -104,17 +104,17 @@ def test_a_batch_lost_before_its_commit_then_redelivered_changes_nothing(
     # The crash comes after every row of the batch was written, before the commit.
     monkeypatch.setattr(store_module, "_save_offsets", crash)
     with pytest.raises(RuntimeError):
-        store.apply_batch(rest, group_id="g", next_offsets=_offsets(rest))
+        store.apply(rest, group_id="g", next_offsets=_offsets(rest))
     monkeypatch.undo()
     assert _rows(store) == before and store.offsets("g") == offsets_before
 
     # Redelivered from the stored offsets (the first batch's records come again too).
-    assert store.apply_batch(events, group_id="g", next_offsets=_offsets(events)) == len(rest)
-    reference.apply_batch(rest, group_id="g", next_offsets=_offsets(rest))
+    assert store.apply(events, group_id="g", next_offsets=_offsets(events)).applied == len(rest)
+    reference.apply(rest, group_id="g", next_offsets=_offsets(rest))
     assert _rows(store) == _rows(reference)
     assert store.offsets("g") == reference.offsets("g")
     # ...and delivered yet again after the commit: nothing applied, nothing changes.
-    assert store.apply_batch(events, group_id="g", next_offsets=_offsets(events)) == 0
+    assert store.apply(events, group_id="g", next_offsets=_offsets(events)).applied == 0
     assert _rows(store) == _rows(reference)
 
 
@@ -122,11 +122,11 @@ def test_only_changed_rows_are_rewritten_and_unchanged_children_stay(tmp_path: P
     story = Story(1).received().routed()
     events = with_positions(story.events)
     store = _store(tmp_path)
-    store.apply_batch(events, group_id="g", next_offsets=_offsets(events))
+    store.apply(events, group_id="g", next_offsets=_offsets(events))
     clocks = _rows(store)["sla_clocks"]
     assert clocks
     later = with_positions(Story(1).received().routed().withdrawn().events)[len(events) :]
-    store.apply_batch(later, group_id="g", next_offsets=_offsets(later))
+    store.apply(later, group_id="g", next_offsets=_offsets(later))
     assert _rows(store)["sla_clocks"] == clocks
     with store.engine.connect() as conn:
         assert load_view(conn, cid(1)) == _fold([*events, *later])
@@ -137,7 +137,7 @@ def test_the_fast_writer_stores_what_sqlalchemy_would(tmp_path: Path) -> None:
     the same rows (types' bind processors applied alike, None and JSON included)."""
     events = _mixed()
     source = _store(tmp_path, "a.db")
-    source.apply_batch(events, group_id="g", next_offsets=_offsets(events))
+    source.apply(events, group_id="g", next_offsets=_offsets(events))
     rows = _rows(source)
     fast, plain = _store(tmp_path, "b.db"), _store(tmp_path, "c.db")
     with fast.engine.begin() as a, plain.engine.begin() as b:
@@ -180,7 +180,7 @@ def test_bulk_load_drops_and_makes_the_indexes_again(tmp_path: Path) -> None:
     store.drop_indexes()
     assert _index_names(store) == set()
     events = _mixed()
-    store.apply_batch(events, group_id="g", next_offsets=_offsets(events))
+    store.apply(events, group_id="g", next_offsets=_offsets(events))
     store.create_indexes()
     assert _index_names(store) == wanted
     # Checkpointed into the database file: a plain engine sees it all.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,11 +13,15 @@ from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber
 from redress_events import InvalidEvent
 from redress_kafka.producer import BrokerUnavailable, EventProducer
 from redress_kafka.settings import KafkaSettings
-from redress_routing.delivery import (
-    process_or_dead_letter,
-    producer_is_wedged,
-    until_acknowledged,
+from redress_routing.batching import (
+    BatchIO,
+    DeadRecord,
+    RawRecord,
+    Result,
+    StagedState,
+    process_batch,
 )
+from redress_routing.delivery import failure_of, producer_is_wedged, until_acknowledged
 
 
 class Script:
@@ -97,61 +102,67 @@ async def test_a_record_whose_publish_fails_is_retried_not_skipped() -> None:
     )
     renew = Counter()
     table: dict[str, int] = {}
+    dead: list[DeadRecord] = []
 
-    async def handler() -> None:
+    async def publish(outputs: list[Any], raw: list[RawRecord]) -> None:
         await until_acknowledged("publish", send, connect=Counter(), renew=renew, sleep=Counter())
-        table["complaint"] = table.get("complaint", 0) + 1
 
-    dead_letter = Counter()
-    done = await process_or_dead_letter(handler, dead_letter, where={"topic": "t"})
-    assert done
+    def write(key: str, value: Any, event: Any) -> None:
+        table[key] = value
+
+    async def dead_letter(record: DeadRecord) -> None:
+        dead.append(record)
+
+    def handle(event: Any, staged: StagedState) -> Result:
+        return Result(
+            outputs=["prioritized"], state=("complaint", (staged.get("complaint") or 0) + 1)
+        )
+
+    io = BatchIO(publish=publish, write=write, dead_letter=dead_letter, topic_label=str)
+    await process_batch([SimpleNamespace(message=None)], handle, table.get, io)
     assert send.calls == 3
     assert renew.calls == 1
     assert table == {"complaint": 1}
-    assert dead_letter.calls == 0
+    assert dead == []
 
 
-async def test_an_invalid_record_is_dead_lettered_and_the_agent_carries_on() -> None:
-    reasons: list[str] = []
-
-    async def handler() -> None:
-        raise InvalidEvent("undecodable", "not json")
-
-    async def dead_letter(reason: str, detail: str, errors: Any) -> None:
-        reasons.append(reason)
-
-    assert not await process_or_dead_letter(handler, dead_letter, where={})
-    assert reasons == ["undecodable"]
+def test_an_invalid_record_keeps_the_reason_decoding_gave() -> None:
+    reason, _, _ = failure_of(InvalidEvent("undecodable", "not json"), where={})
+    assert reason == "undecodable"
 
 
-async def test_a_processing_error_is_logged_with_its_stack_but_not_its_text(
+def test_a_processing_error_is_logged_with_its_stack_but_not_its_text(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    details: list[str] = []
     text = "customer " + "jane" + " said something"
 
-    async def handler() -> None:
+    def handler() -> None:
         raise RuntimeError(text)
 
-    async def dead_letter(reason: str, detail: str, errors: Any) -> None:
-        details.append(detail)
-
     with caplog.at_level(logging.ERROR, logger="redress_routing"):
-        assert not await process_or_dead_letter(handler, dead_letter, where={"offset": 7})
+        try:
+            handler()
+        except RuntimeError as exc:
+            reason, detail, _ = failure_of(exc, where={"offset": 7})
     (record,) = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
     stack = record.__dict__["stack"]
     assert "Traceback" in stack and "in handler" in stack and "RuntimeError" in stack
     assert "jane" not in stack
     assert record.__dict__["offset"] == 7
-    assert details and "jane" in details[0]  # the full detail goes with the record
+    assert reason == "processing_failed"
+    assert "jane" in detail  # the full detail goes with the record
 
 
 async def test_cancellation_is_not_swallowed() -> None:
-    async def handler() -> None:
+    def handle(event: Any, staged: StagedState) -> Result:
         raise asyncio.CancelledError
 
+    async def never(*args: Any) -> None:
+        raise AssertionError("nothing may be published, written or dead-lettered")
+
+    io = BatchIO(publish=never, write=never, dead_letter=never, topic_label=str)  # type: ignore[arg-type]
     with pytest.raises(asyncio.CancelledError):
-        await process_or_dead_letter(handler, Counter(), where={})
+        await process_batch([SimpleNamespace(message=None)], handle, {}.get, io)
 
 
 class StuckKafkaProducer:
