@@ -93,7 +93,6 @@ def _routing_env(stack: Stack, n: int) -> dict[str, str]:
         "REDRESS_ROUTING_APP_ID": f"redress-routing-{_isolation(stack.settings)}",
         "REDRESS_ROUTING_DATA_DIR": str(stack._workdir / f"routing-{n}"),
         "REDRESS_ROUTING_CLOCK_OFFSET_FILE": str(stack.clock_file),
-        "REDRESS_ROUTING_FULL_SCAN_INTERVAL_S": "3",
         # faust reads these from the environment: a SIGKILLed worker's partitions move after
         # 10 s instead of faust's default 60 s (recovery time only; no-loss does not depend on it)
         "BROKER_SESSION_TIMEOUT": "10",

@@ -36,7 +36,7 @@ import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -82,7 +82,13 @@ from redress_routing.batching import (
     process_batch,
 )
 from redress_routing.clock import clock_from
-from redress_routing.clocks import ClockMachine, ComplaintClock, Emit
+from redress_routing.clocks import (
+    ClockMachine,
+    ComplaintClock,
+    Emit,
+    next_signal_at,
+    next_signal_at_stored,
+)
 from redress_routing.config import load_policy
 from redress_routing.delivery import until_acknowledged as retry_until_acknowledged
 from redress_routing.diagnostics import (
@@ -94,6 +100,7 @@ from redress_routing.diagnostics import (
     log_exception,
     logged_agent,
 )
+from redress_routing.due_index import DueIndex
 from redress_routing.rules import CustomerHistory, decide, longest_repeat_window_days
 from redress_routing.settings import RoutingSettings
 from redress_routing.surge import SurgeDetector, SurgeEmit, SurgeState, surge_key
@@ -128,6 +135,8 @@ ROCKSDB_OPTIONS = {
 # Records faust may hold per stream ahead of an agent: two batches' worth (default 4096).
 STREAM_BUFFER_MAXSIZE = 1024
 COMMIT_EVERY = 2000
+# Most due clocks the SLA timer handles per tick (the rest on the next tick, earliest first).
+DUE_PER_TICK = 2000
 # Event types the clocks agent acts on; everything else on its topics is skipped unread
 # (ComplaintReceived included: the `rekey` agent reads those).
 CLOCK_INPUTS = {
@@ -451,43 +460,18 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
 
     # ------------------------------------------------------------------ clocks and escalation
 
-    # The timer's index: the next due time of each clock due before `indexed_until` (the
-    # horizon of the last full scan), so it holds the next minute or so of work, not every open
-    # complaint (about 170 bytes each: 170 MB at a million). Clocks due later are found by a
-    # later full scan, which runs before the horizon comes near (and at once if the clock jumps).
-    next_due: dict[str, datetime] = {}
-    indexed_until: list[datetime | None] = [None]  # None: no scan yet, index everything
-    scan_horizon = timedelta(seconds=2 * settings.full_scan_interval_s)
+    # The timer's index of when each clock next needs it, on disk (due_index.py): rebuilt from
+    # the table after every recovery, kept current by `track_clocks` in between.
+    due_index = DueIndex(settings.data_dir / "sla-due-index.sqlite")
 
     def index_due(key: str, due: datetime | None) -> None:
-        horizon = indexed_until[0]
-        if due is None or (horizon is not None and due > horizon):
-            next_due.pop(key, None)
-        else:
-            next_due[key] = due
+        due_index.set(key, due)
 
     def remember_due(key: str, state: ComplaintClock) -> None:
-        upcoming = [
-            t.due_at if t.warned else t.warn_at
-            for t in state.targets.values()
-            if t.open and not t.breached
-        ]
-        index_due(key, None if state.closed or not upcoming else min(upcoming))
+        index_due(key, next_signal_at(state))
 
     def remember_stored_due(key: str, raw: dict[str, Any]) -> None:
-        """`remember_due` for a clock as stored, without validating it into a model: the full
-        scan reads every open complaint's clock."""
-        try:
-            upcoming = [
-                datetime.fromisoformat(t["due_at"] if t["warned"] else t["warn_at"])
-                for t in raw["targets"].values()
-                if t["open"] and not t["breached"]
-            ]
-            closed = raw["closed"]
-        except (KeyError, TypeError, ValueError):  # not the shape model_dump writes: validate
-            remember_due(key, ComplaintClock.model_validate(raw))
-            return
-        index_due(key, None if closed or not upcoming else min(upcoming))
+        index_due(key, next_signal_at_stored(raw))
 
     def load_clock(key: str) -> ComplaintClock | None:
         raw = clocks.get(key)
@@ -615,40 +599,44 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         await run_batches(stream, on_complaint_record, no_state, rekey_io)
 
     in_flight: dict[Any, float] = {}
-    last_full_scan = [0.0]
+    index_stale = [True]  # rebuild the index on the next tick
 
     @clocks.on_recover
     async def rescan_after_recovery() -> None:
         # Partitions (and their clocks) may have moved here: rebuild the index on the next tick.
-        last_full_scan[0] = 0.0
+        index_stale[0] = True
+
+    def rebuild_due_index() -> None:
+        """Index every clock in the table. One stored clock at a time and without model
+        validation: this reads every open complaint. Synchronous on purpose: the table's
+        iterator reads a snapshot, and an agent write interleaved with the scan could then be
+        indexed from the snapshot's older value."""
+        index_stale[0] = False
+        due_index.clear()
+        unreadable = 0
+        for key, raw in clocks.items():
+            if not raw:
+                continue
+            try:
+                remember_stored_due(key, raw)
+            except Exception:  # one bad stored clock must not leave every other one unindexed
+                unreadable += 1
+        due_index.flush()
+        if unreadable:
+            log.error("routing SLA index: stored clocks unreadable", extra={"clocks": unreadable})
 
     @app.timer(interval=settings.timer_interval_s)
     async def sla_timer() -> None:
+        if index_stale[0]:
+            rebuild_due_index()
         now = clock.now()
-        horizon = indexed_until[0]
-        if (
-            not last_full_scan[0]
-            or time.monotonic() - last_full_scan[0] >= settings.full_scan_interval_s
-            or horizon is None
-            or now + scan_horizon / 2 >= horizon
-        ):
-            # After a restart or rebalance the index is rebuilt from the (recovered) table.
-            # One clock at a time (not a list of them all) and without model validation: this
-            # reads every open complaint, and materialising them all was the worker's largest
-            # (transient, but never returned to the OS) memory use.
-            next_due.clear()
-            indexed_until[0] = now + scan_horizon
-            for key, raw in clocks.items():
-                if raw:
-                    remember_stored_due(key, raw)
-            last_full_scan[0] = time.monotonic()
         forget_before = time.monotonic() - 120
         for stale in [i for i, at in in_flight.items() if at < forget_before]:
             del in_flight[stale]
-        for key in [k for k, at in next_due.items() if at <= now]:
+        for key in due_index.due(now, limit=DUE_PER_TICK):
             raw = clocks.get(key)
-            if not raw:
-                next_due.pop(key, None)
+            if not raw:  # closed and gone, or its partition went to another worker
+                index_due(key, None)
                 continue
             state = ComplaintClock.model_validate(raw)
             fresh = [e for e in machine.due_signals(state, now) if e.event_id not in in_flight]
@@ -656,6 +644,10 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
                 await publish(wrap(fresh, subject=key, cause=None))
                 for emit in fresh:
                     in_flight[emit.event_id] = time.monotonic()
+            else:
+                # Nothing to send (signals in flight keep it due until `track_clocks` records
+                # them): re-read from the clock itself, so an entry never goes stale.
+                remember_due(key, state)
 
     # ------------------------------------------------------------------ priority and queue
 
@@ -908,6 +900,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def flush_producer(app: Any, **kwargs: Any) -> None:
         await producer.stop()
+        due_index.close()
 
     app.conf.redress_producer = producer  # type: ignore[attr-defined]
     app.conf.redress_policy = policy  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from redress_events import EventData, derived_event_id
@@ -645,6 +645,42 @@ class ClockMachine:
                     )
                 )
         return emits
+
+
+def next_signal_at(clock: ComplaintClock) -> datetime | None:
+    """The earliest moment `ClockMachine.due_signals` has something to send for this clock
+    (None: nothing until an event changes it, e.g. closed, not started, or paused)."""
+    if not clock.started or clock.closed:
+        return None
+    times = [
+        timer.due_at if timer.warned else min(timer.warn_at, timer.due_at)
+        for timer in clock.targets.values()
+        if timer.open
+        and not timer.breached
+        and not (clock.paused_at is not None and timer.pausable)
+    ]
+    return min(times, default=None)
+
+
+def next_signal_at_stored(stored: Any) -> datetime | None:
+    """`next_signal_at` of a clock as the table stores it (`model_dump(mode="json")`), read
+    without validating the whole model: the SLA timer's index is rebuilt by reading every open
+    clock. Anything not in that shape is validated and read the slow way."""
+    try:
+        if not stored["started"] or stored["closed"]:
+            return None
+        paused = stored["paused_at"] is not None
+        times: list[datetime] = []
+        for timer in stored["targets"].values():
+            if not timer["open"] or timer["breached"] or (paused and timer["pausable"]):
+                continue
+            due = datetime.fromisoformat(timer["due_at"])
+            if not timer["warned"]:
+                due = min(datetime.fromisoformat(timer["warn_at"]), due)
+            times.append(due)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return next_signal_at(ComplaintClock.model_validate(stored))
+    return min(times, default=None)
 
 
 def shift_for_pause(

@@ -29,9 +29,6 @@ class RoutingSettings(BaseSettings):
     timer_interval_s: float = Field(
         default=1.0, gt=0, description="how often due SLA warnings and breaches are looked for"
     )
-    full_scan_interval_s: float = Field(
-        default=30.0, gt=0, description="how often the timer re-reads every clock in the table"
-    )
     surge_tick_interval_s: float = Field(
         default=30.0, gt=0, description="how often open incidents are checked for going quiet"
     )
