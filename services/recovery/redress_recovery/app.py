@@ -12,7 +12,7 @@ from redress_kafka.producer import EventProducer
 from redress_observability.http import health_router, install_common_http
 
 from redress_recovery.api import router
-from redress_recovery.casebook import Casebook
+from redress_recovery.casebook import Casebook, scratch_path
 from redress_recovery.cases import CaseWork, ComplaintLocks, RequestFingerprints
 from redress_recovery.follower import CaseFollower
 from redress_recovery.policy import load_policy
@@ -30,7 +30,7 @@ def create_app(
     settings = settings or RecoverySettings()
     policy = load_policy(settings.policy_file)  # a bad file stops the service here, with a message
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    casebook = Casebook()
+    casebook = Casebook(scratch_path(settings.data_dir))
     producer = EventProducer(settings.kafka, client_id="recovery")
     follower = CaseFollower(casebook=casebook, kafka=settings.kafka)
     processor = GuaranteeProcessor(
@@ -63,6 +63,7 @@ def create_app(
                 with suppress(asyncio.CancelledError):
                     await task
             await producer.stop()
+            casebook.close()
 
     app = FastAPI(
         title="Redress recovery",

@@ -135,6 +135,12 @@ ROCKSDB_OPTIONS = {
 # Records faust may hold per stream ahead of an agent: two batches' worth (default 4096).
 STREAM_BUFFER_MAXSIZE = 1024
 COMMIT_EVERY = 2000
+# The consumer's read-ahead: bytes per partition per fetch (faust's default 1 MiB, over the 30
+# partitions read, kept up to 30 MiB of records waiting while catching up a backlog) and records
+# per poll (faust's default: no limit). Routing's peak while catching up 20,000 complaints:
+# 211 MiB with the defaults, 153 MiB with these, at the same throughput (one run each).
+FETCH_BYTES_PER_PARTITION = 256 * 1024
+POLL_RECORDS_MAX = 500
 # Most due clocks the SLA timer handles per tick (the rest on the next tick, earliest first).
 DUE_PER_TICK = 2000
 # Event types the clocks agent acts on; everything else on its topics is skipped unread
@@ -288,6 +294,8 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         stream_buffer_maxsize=STREAM_BUFFER_MAXSIZE,
+        consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
+        broker_max_poll_records=POLL_RECORDS_MAX,
         # aiokafka rejoins the group when a subscribed topic's partitions change in metadata;
         # refreshing often lets a worker whose assignment skipped a topic (missing from the
         # broker's metadata at the rebalance, e.g. just after a restart) notice it soon.
