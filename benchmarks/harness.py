@@ -274,6 +274,22 @@ async def committed_total(bootstrap: str, group: str) -> int:
         await admin.close()
 
 
+async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Records on `topics` the group has not committed yet (a partition it never committed
+    counts from offset 0)."""
+    ends = await end_offsets(bootstrap, topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(
+        max(0, end - max(0, committed[tp].offset if tp in committed else 0))
+        for tp, end in ends.items()
+    )
+
+
 # --------------------------------------------------------------------- processes and machine
 
 
