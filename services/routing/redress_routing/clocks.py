@@ -104,6 +104,20 @@ class ComplaintClock(BaseModel):
     recent_inputs: list[str] = []
 
 
+def _copy(state: ComplaintClock) -> ComplaintClock:
+    """A copy the machine may change without touching `state`: what `model_copy(deep=True)`
+    gives (each target clock is changed in place, `early` appended to), without deep-copying
+    the immutable values inside. The deep copy was a sixth of the clock agent's time."""
+    return state.model_copy(
+        update={
+            "targets": {target: timer.model_copy() for target, timer in state.targets.items()},
+            "holds": dict(state.holds),
+            "early": list(state.early),
+            "recent_inputs": list(state.recent_inputs),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class Emit:
     """One event to publish: its data and its deterministic id."""
@@ -266,7 +280,7 @@ class ClockMachine:
     ) -> tuple[ComplaintClock, list[Emit]]:
         if _seen(state, event_id):
             return state, []
-        clock = state.model_copy(deep=True)
+        clock = _copy(state)
         _remember(clock, event_id)
         if clock.closed:
             return clock, []
@@ -362,7 +376,7 @@ class ClockMachine:
     ) -> tuple[ComplaintClock, list[Emit]]:
         if _seen(state, event_id):
             return state, []
-        clock = state.model_copy(deep=True)
+        clock = _copy(state)
         _remember(clock, event_id)
         fact = EarlyFact(kind=kind, at=at, event_id=event_id, holding_reply=holding_reply)
         if not clock.started:
@@ -536,7 +550,7 @@ class ClockMachine:
     ) -> tuple[ComplaintClock, list[Emit]]:
         if _seen(state, event_id):
             return state, []
-        clock = state.model_copy(deep=True)
+        clock = _copy(state)
         _remember(clock, event_id)
         timer = clock.targets.get(target)
         if timer is None or timer.generation != generation:
@@ -566,7 +580,7 @@ class ClockMachine:
         complaint's own) and escalate per policy."""
         if _seen(state, event_id):
             return state, []
-        clock = state.model_copy(deep=True)
+        clock = _copy(state)
         _remember(clock, event_id)
         clock.incident = (incident_id, incident_priority, policy_rule)
         if clock.closed or not clock.started:

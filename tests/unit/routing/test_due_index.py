@@ -8,6 +8,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redress_events.values import Priority
 from redress_routing.clocks import ComplaintClock, next_signal_at, next_signal_at_stored
 from redress_routing.due_index import DueIndex
 
@@ -139,3 +140,35 @@ def test_stored_clocks_in_another_shape_are_read_through_the_model() -> None:
         assert "targets" in str(exc)
     else:
         raise AssertionError("a clock of the wrong shape must not be indexed by guesswork")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    priority=st.sampled_from(["P1", "P2", "P3", "P4"]),
+    steps=st.lists(STEP, max_size=8),
+)
+def test_the_machine_never_changes_the_state_it_is_given(
+    priority: str, steps: list[tuple[str, int]]
+) -> None:
+    # Staged batches keep each key's earlier state (and dead-lettering drops a record's new
+    # one), so the machine's copies must share nothing mutable with its input.
+    clock, _ = started(priority)
+    now = MONDAY_10
+    for n, (kind, minutes) in enumerate(steps):
+        before = clock.model_dump()
+        if kind == "wait":
+            now += timedelta(minutes=minutes)
+            new, _ = apply_signals(clock, now)
+        else:
+            new, _ = MACHINE.on_fact(clock, kind, at=now, event_id=f"fact-{n}")  # type: ignore[arg-type]
+        after = new.model_dump()
+        MACHINE.on_incident_link(
+            new,
+            incident_id=f"incident-{n}",
+            incident_priority=Priority.P1,
+            policy_rule="surge",
+            event_id=f"link-{n}",
+        )
+        assert clock.model_dump() == before
+        assert new.model_dump() == after
+        clock = new
