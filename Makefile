@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install up down status test test-unit lint format bench chaos contract clean
+.PHONY: help install up down status test test-unit lint format bench chaos chaos-cluster contract clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ bench: install ## benchmarks against raw aiokafka baselines (writes docs/PERFORM
 
 chaos: install ## fault-injection suite with the no-loss checker (writes docs/RELIABILITY.md)
 	$(PY) -m pytest -q -p no:cacheprovider tests/chaos --run-slow
+
+chaos-cluster: install ## the optional three-broker scenario (replication 3, one broker killed)
+	REDRESS_CHAOS_CLUSTER=1 $(PY) -m pytest -q -p no:cacheprovider tests/chaos/test_cluster.py --run-slow
 
 clean: down ## remove run-time state (.run/) but keep caches
 	rm -rf .run

@@ -16,9 +16,12 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(
-    settings: KafkaSettings, *, replication_factor: int = 1, timeout_s: float = 60.0
+    settings: KafkaSettings, *, replication_factor: int | None = None, timeout_s: float = 60.0
 ) -> list[str]:
-    """Create every missing topic; returns the names created. Idempotent."""
+    """Create every missing topic (`replication_factor` replicas, by default the settings'
+    `REDRESS_KAFKA_REPLICATION_FACTOR`); returns the names created. Idempotent."""
+    replicas = settings.replication_factor if replication_factor is None else replication_factor
+    durability = settings.model_copy(update={"replication_factor": replicas}).topic_durability()
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         admin = AIOKafkaAdminClient(**settings.client_kwargs())  # type: ignore[arg-type]
@@ -33,8 +36,8 @@ async def ensure_topics(
                             NewTopic(
                                 settings.topic(t.name),
                                 num_partitions=t.partitions,
-                                replication_factor=replication_factor,
-                                topic_configs=t.config,
+                                replication_factor=replicas,
+                                topic_configs={**durability, **t.config},
                             )
                             for t in missing
                         ]
@@ -69,14 +72,7 @@ async def wait_for_metadata(bootstrap_servers: str, *, timeout_s: float = 60.0) 
 
 def main() -> None:
     """`python -m redress_kafka.admin`: create missing topics on the configured cluster."""
-    import os
-
-    created = asyncio.run(
-        ensure_topics(
-            KafkaSettings(),
-            replication_factor=int(os.environ.get("REDRESS_KAFKA_REPLICATION", "1")),
-        )
-    )
+    created = asyncio.run(ensure_topics(KafkaSettings()))
     print(f"topics created: {', '.join(created) or 'none (all existed)'}")
 
 

@@ -1,4 +1,5 @@
-"""A single-node Apache Kafka (KRaft, combined broker+controller) run from Maven Central jars.
+"""Apache Kafka (KRaft, combined broker+controller nodes) run from Maven Central jars: one node,
+or a cluster of several on loopback ports (`LocalKafkaCluster`, for the fault-injection suite).
 
 Used by `make up` and by the test suite when neither `KAFKA_BOOTSTRAP_SERVERS` nor a Docker
 engine is available. The jars are resolved once by Maven (`tools/kafka/pom.xml`) into
@@ -81,6 +82,11 @@ class LocalKafkaBroker:
     controller_port: int = field(default_factory=free_port)
     heap: str = "512m"
     process: subprocess.Popen[bytes] | None = None
+    # Cluster membership (LocalKafkaCluster sets these): this node's id, every controller as
+    # "id@host:port", and how many replicas Kafka's own topics get.
+    node_id: int = 1
+    voters: str | None = None
+    replicas: int = 1
 
     @property
     def bootstrap_servers(self) -> str:
@@ -104,8 +110,10 @@ class LocalKafkaBroker:
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+                    f"node.id={self.node_id}",
+                    f"controller.quorum.voters={self.voters}"
+                    if self.voters
+                    else f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
                     f"CONTROLLER://127.0.0.1:{self.controller_port}",
                     f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
@@ -114,10 +122,12 @@ class LocalKafkaBroker:
                     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     f"log.dirs={self.data_dir}",
                     "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
+                    f"offsets.topic.replication.factor={self.replicas}",
                     "offsets.topic.num.partitions=10",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
+                    f"transaction.state.log.replication.factor={self.replicas}",
+                    f"transaction.state.log.min.isr={min(2, self.replicas)}",
+                    f"default.replication.factor={self.replicas}",
+                    f"min.insync.replicas={min(2, self.replicas)}",
                     "transaction.state.log.num.partitions=4",
                     "group.initial.rebalance.delay.ms=0",
                     "auto.create.topics.enable=false",
@@ -144,30 +154,27 @@ class LocalKafkaBroker:
 
     def start(self, *, timeout_s: float = 90.0) -> None:
         """Format storage if new, start the broker, and wait until it answers metadata."""
+        self.launch(cluster_id=None)
+        self.wait_until_ready(timeout_s=timeout_s)
+
+    def launch(self, *, cluster_id: str | None) -> None:
+        """Format storage if new (as a member of `cluster_id`, else a new single-node
+        cluster) and start the process, without waiting for it."""
         libs = resolve_jars()
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.data_dir / "meta.properties").exists():
-            cluster_id = (
-                subprocess.run(
-                    ["java", "-cp", f"{libs}/*", "kafka.tools.StorageTool", "random-uuid"],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
+            standalone = [] if self.voters else ["--standalone"]
             subprocess.run(
                 self._java(
                     libs,
                     "kafka.tools.StorageTool",
                     "format",
                     "-t",
-                    cluster_id,
+                    cluster_id or new_cluster_id(),
                     "-c",
                     str(config),
-                    "--standalone",
+                    *standalone,
                 ),
                 check=True,
                 capture_output=True,
@@ -180,7 +187,6 @@ class LocalKafkaBroker:
             start_new_session=True,
         )
         self.pid_file.write_text(str(self.process.pid))
-        self.wait_until_ready(timeout_s=timeout_s)
 
     def wait_until_ready(self, *, timeout_s: float = 90.0) -> None:
         from redress_kafka.admin import wait_for_metadata
@@ -216,6 +222,65 @@ class LocalKafkaBroker:
         if self.pid_file.exists():
             return int(self.pid_file.read_text().strip())
         return None
+
+
+def new_cluster_id() -> str:
+    libs = resolve_jars()
+    return (
+        subprocess.run(
+            ["java", "-cp", f"{libs}/*", "kafka.tools.StorageTool", "random-uuid"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+
+
+@dataclass
+class LocalKafkaCluster:
+    """`size` KRaft nodes on loopback ports, each broker and controller, Kafka's own topics
+    replicated on every node (at most 3) with `min.insync.replicas=2`. Node `i` keeps its
+    data in `workdir/node-i`, so a stopped or killed node restarts into the same cluster."""
+
+    workdir: Path
+    size: int = 3
+    heap: str = "384m"
+    nodes: list[LocalKafkaBroker] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            ports = [(free_port(), free_port()) for _ in range(self.size)]
+            voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+            self.nodes = [
+                LocalKafkaBroker(
+                    self.workdir / f"node-{i + 1}",
+                    port=port,
+                    controller_port=controller,
+                    heap=self.heap,
+                    node_id=i + 1,
+                    voters=voters,
+                    replicas=min(3, self.size),
+                )
+                for i, (port, controller) in enumerate(ports)
+            ]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    def start(self, *, timeout_s: float = 120.0) -> None:
+        """Start every node (a node answers only once a quorum of controllers is up)."""
+        cluster_id = new_cluster_id()
+        for node in self.nodes:
+            node.launch(cluster_id=cluster_id)
+        for node in self.nodes:
+            node.wait_until_ready(timeout_s=timeout_s)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 def _signal_and_wait(

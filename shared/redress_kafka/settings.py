@@ -25,6 +25,13 @@ class KafkaSettings(BaseSettings):
     security_protocol: str = Field(
         default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
     )
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="replicas of every topic Redress creates (the topics job's and routing's "
+        "internal and changelog topics); 3 in production",
+    )
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: str | None = None
@@ -32,6 +39,14 @@ class KafkaSettings(BaseSettings):
     def topic(self, name: TopicName | str) -> str:
         """The physical topic name of a logical Redress topic."""
         return f"{self.topic_prefix}{TopicName(name).value}"
+
+    def topic_durability(self) -> dict[str, str]:
+        """Topic configuration for the replication factor: with 3 or more replicas an
+        acknowledged (acks=all) write is on at least 2 of them, so one broker lost loses
+        nothing acknowledged and writes go on."""
+        if self.replication_factor >= 3:
+            return {"min.insync.replicas": "2"}
+        return {}
 
     def client_kwargs(self) -> dict[str, object]:
         kwargs: dict[str, object] = {

@@ -299,7 +299,8 @@ def write_reliability_doc(rows: list[dict[str, Any]], path: Path | None = None) 
         "",
         f"Last written {stamp} on {os.cpu_count()} cores, "
         f"{mem_kb // 1024} MiB RAM, Python {platform.python_version()}, one local Kafka KRaft "
-        "broker on loopback (the test suite's). Written by `make chaos` "
+        "broker on loopback (the test suite's; the three-broker row runs its own cluster of "
+        "three, `make chaos-cluster`). Written by `make chaos` "
         "(`pytest tests/chaos --run-slow`; a partial re-run with `-k` replaces only its rows); "
         "every row is what the run at its *measured* time measured.",
         "",

@@ -152,7 +152,7 @@ def test_the_probe_sees_nested_and_shared_settings(read_by: Any) -> None:
     assert {"REDRESS_ROUTING_RULES_FILE", "REDRESS_KAFKA_TOPIC_PREFIX"} <= routing
     assert "REDRESS_AUTH_ENABLED" not in routing  # faust web: no auth middleware
     admin = read_by("redress_kafka.admin")
-    assert "REDRESS_KAFKA_REPLICATION" in admin  # read directly from os.environ
+    assert "REDRESS_KAFKA_REPLICATION_FACTOR" in admin  # the topics job's replicas
 
 
 def test_monitoring_configuration_matches_the_compose_stack(compose: dict[str, Any]) -> None:

@@ -92,9 +92,21 @@ async def receive_complaint(
                 stored.complaint_id, derived_event_id(stored.complaint_id, "received"), True
             )
         complaint_id = complaint_id_for(caller, idempotency_key)
-        receipt = await _append(
-            submission, complaint_id, derived_event_id(complaint_id, "received"), producer, source
+        # A retry of an attempt whose outcome is unknown (no ack in time, or the client went
+        # away) sends that attempt's very event again: should both land, they are one event
+        # written twice, byte for byte, not two versions of it (received_at differed).
+        envelope = store.unconfirmed(caller, idempotency_key, body) or build_received_event(
+            submission=submission,
+            complaint_id=complaint_id,
+            event_id=derived_event_id(complaint_id, "received"),
+            source=source,
+            submitted_via="http",
         )
+        try:
+            receipt = await _publish(envelope, submission, producer)
+        except BaseException:
+            store.remember_unconfirmed(caller, idempotency_key, body, envelope)
+            raise
         store.put(caller, idempotency_key, StoredResponse(complaint_id, body, time.monotonic()))
     store.release(caller, idempotency_key)
     return receipt
@@ -114,10 +126,16 @@ async def _append(
         source=source,
         submitted_via="http",
     )
+    return await _publish(envelope, submission, producer)
+
+
+async def _publish(
+    envelope: Envelope[ComplaintReceived], submission: ComplaintSubmission, producer: EventProducer
+) -> Receipt:
     await producer.publish(envelope)
     _child(EVENTS_PUBLISHED, "intake", envelope.topic.value, envelope.type).inc()
     _child(COMPLAINTS_RECEIVED, submission.channel.value, submission.category).inc()
-    return Receipt(complaint_id, event_id, False)
+    return Receipt(envelope.data.complaint_id, envelope.id, False)
 
 
 # Metric children by label values, looked up once: `labels()` takes a lock and checks its

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from redress_events.envelope import REDRESS_NAMESPACE
 
@@ -44,6 +45,8 @@ class IdempotencyStore:
         self._max_keys = max_keys
         self._responses: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Attempts not known to be written (no ack in time): (body fingerprint, event, when).
+        self._unconfirmed: OrderedDict[tuple[str, str], tuple[str, Any, float]] = OrderedDict()
 
     def lock(self, caller: str, key: str) -> asyncio.Lock:
         return self._locks.setdefault((caller, key), asyncio.Lock())
@@ -66,7 +69,33 @@ class IdempotencyStore:
             )
         return stored
 
+    def unconfirmed(self, caller: str, key: str, body_fingerprint: str) -> Any | None:
+        """The event an earlier attempt with this key sent without learning whether it was
+        written, to be sent again as it is (None: no such attempt)."""
+        held = self._unconfirmed.get((caller, key))
+        if held is None:
+            return None
+        fingerprint_, event, at = held
+        if time.monotonic() - at > self._ttl_s:
+            self._unconfirmed.pop((caller, key), None)
+            return None
+        if fingerprint_ != body_fingerprint:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was used with a different request body whose outcome is "
+                "unknown (it may still be written)"
+            )
+        return event
+
+    def remember_unconfirmed(
+        self, caller: str, key: str, body_fingerprint: str, event: Any
+    ) -> None:
+        self._unconfirmed[(caller, key)] = (body_fingerprint, event, time.monotonic())
+        self._unconfirmed.move_to_end((caller, key))
+        while len(self._unconfirmed) > self._max_keys:
+            self._unconfirmed.popitem(last=False)
+
     def put(self, caller: str, key: str, response: StoredResponse) -> None:
+        self._unconfirmed.pop((caller, key), None)
         self._responses[(caller, key)] = response
         self._responses.move_to_end((caller, key))
         while len(self._responses) > self._max_keys:

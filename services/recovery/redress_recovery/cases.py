@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from redress_events import Envelope, EventData
 from redress_events.envelope import REDRESS_NAMESPACE
@@ -54,6 +55,8 @@ class RequestFingerprints:
         self._ttl_s = ttl_s
         self._max_keys = max_keys
         self._seen: OrderedDict[uuid.UUID, tuple[str, float]] = OrderedDict()
+        # Events of attempts not known to be written (no ack in time, or the client went away).
+        self._unconfirmed: OrderedDict[uuid.UUID, tuple[list[Any], float]] = OrderedDict()
 
     def check(self, request_id: uuid.UUID, body: str) -> None:
         stored = self._seen.get(request_id)
@@ -65,10 +68,29 @@ class RequestFingerprints:
             )
 
     def remember(self, request_id: uuid.UUID, body: str) -> None:
+        self._unconfirmed.pop(request_id, None)
+        self._remember(request_id, body)
+
+    def _remember(self, request_id: uuid.UUID, body: str) -> None:
         self._seen[request_id] = (body, time.monotonic())
         self._seen.move_to_end(request_id)
         while len(self._seen) > self._max_keys:
             self._seen.popitem(last=False)
+
+    def unconfirmed(self, request_id: uuid.UUID) -> list[Any] | None:
+        """The events an earlier attempt of this request sent without learning whether they
+        were written: a retry sends them again as they are (None: no such attempt)."""
+        held = self._unconfirmed.get(request_id)
+        if held is None or time.monotonic() - held[1] > self._ttl_s:
+            return None
+        return held[0]
+
+    def remember_unconfirmed(self, request_id: uuid.UUID, body: str, events: list[Any]) -> None:
+        self._remember(request_id, body)  # another body under this key is refused from now on
+        self._unconfirmed[request_id] = (events, time.monotonic())
+        self._unconfirmed.move_to_end(request_id)
+        while len(self._unconfirmed) > self._max_keys:
+            self._unconfirmed.popitem(last=False)
 
 
 class ComplaintLocks:
@@ -130,14 +152,24 @@ async def carry_out(
             work.fingerprints.check(first_id, body_fingerprint)
             if work.casebook.has_applied(first_id):
                 return Done((first_id,), replayed=True)
-        events = decide(
-            work.casebook.get(complaint_id), command, policy=work.policy, now=work.clock()
-        )
-        envelopes = [
-            _envelope(data, complaint_id, first_id, index, work.source)
-            for index, data in enumerate(events)
-        ]
-        await work.producer.publish_many(envelopes)
+        # A retry of an attempt whose outcome is unknown sends that attempt's very events
+        # again (decided then, stamped then): should both land, each event is written twice
+        # byte for byte, never in two versions.
+        envelopes = work.fingerprints.unconfirmed(first_id) if idempotency_key else None
+        if envelopes is None:
+            events = decide(
+                work.casebook.get(complaint_id), command, policy=work.policy, now=work.clock()
+            )
+            envelopes = [
+                _envelope(data, complaint_id, first_id, index, work.source)
+                for index, data in enumerate(events)
+            ]
+        try:
+            await work.producer.publish_many(envelopes)
+        except BaseException:
+            if idempotency_key is not None:
+                work.fingerprints.remember_unconfirmed(first_id, body_fingerprint, envelopes)
+            raise
         for envelope in envelopes:
             work.casebook.apply(envelope)
             EVENTS_PUBLISHED.labels("recovery", envelope.topic.value, envelope.type).inc()

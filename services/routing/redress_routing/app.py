@@ -238,7 +238,12 @@ async def create_internal_topics(
             await admin.start()
             existing = set(await admin.list_topics())
             missing = [
-                NewTopic(name, EVENT_PARTITIONS, 1, topic_configs=config)
+                NewTopic(
+                    name,
+                    EVENT_PARTITIONS,
+                    kafka.replication_factor,
+                    topic_configs={**kafka.topic_durability(), **config},
+                )
                 for name, config in topics.items()
                 if name not in existing
             ]
@@ -283,7 +288,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         web_bind=settings.host,
         web_host=settings.host,
         topic_allow_declare=True,
-        topic_replication_factor=1,
+        topic_replication_factor=kafka.replication_factor,
         topic_partitions=EVENT_PARTITIONS,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
