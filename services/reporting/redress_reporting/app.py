@@ -30,6 +30,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         batch_size=settings.batch_size,
         producer=producer,
         batch_linger_s=settings.batch_linger_s,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
 
     @asynccontextmanager

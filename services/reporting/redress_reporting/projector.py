@@ -4,7 +4,8 @@ Offsets live in the read-model store (same transaction as the projection); on ev
 assignment the consumer seeks to the stored offset. When the active store changes (a rebuild
 switched reporting to a fresh store), the consumer is closed and reopened, so it seeks to the
 new store's offsets and carries on from where the rebuild stopped. Offsets are also committed to
-Kafka after each batch, only so that standard consumer-lag tooling sees the group's progress.
+Kafka (at most every `KAFKA_COMMIT_INTERVAL_S`, and once more when the topics go quiet), only so
+that standard consumer-lag tooling sees the group's progress: it is never read back.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from redress_observability.metrics import CONSUMER_LAG, DUPLICATES_DROPPED, EVEN
 
 from redress_reporting import metrics as business_metrics
 from redress_reporting.active import ActiveStore
-from redress_reporting.store import ReadModelStore
+from redress_reporting.store import Applied, ReadModelStore
 
 log = logging.getLogger(__name__)
 
 PROJECTED_TOPICS = (TopicName.COMPLAINTS, TopicName.ROUTING, TopicName.INCIDENTS, TopicName.CASES)
+
+# The Kafka commit is for lag tooling only (the store's offsets are the ones the projector
+# resumes from), so it need not cost a coordinator round trip per batch.
+KAFKA_COMMIT_INTERVAL_S = 1.0
 
 PROJECTION_LAG = Gauge(
     "redress_projection_lag_seconds",
@@ -68,6 +73,7 @@ class Projector:
         batch_size: int,
         producer: EventProducer,
         batch_linger_s: float = 0.0,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self.stores = stores
         # The store of the current consumer session: batches and seeks use it, never a mix.
@@ -76,6 +82,7 @@ class Projector:
         self.group_id = group_id
         self.batch_size = batch_size
         self.batch_linger_s = batch_linger_s
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.consumer: AIOKafkaConsumer | None = None
         self.deadletters = DeadLetterWriter(
             producer, settings=kafka, consumer=group_id, service="reporting"
@@ -84,6 +91,9 @@ class Projector:
         self.lag: int | None = None
         self._stopping = asyncio.Event()
         self._lag_checked = 0.0
+        self._to_commit: dict[tuple[str, int], int] = {}
+        self._kafka_committed = 0.0
+        self._next_batch_at = 0.0
 
     async def run(self) -> None:
         """Consume until `stop()`; reconnects on broker loss, never stops on one bad record."""
@@ -108,9 +118,16 @@ class Projector:
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,
             isolation_level="read_committed",
+            # How long the broker may hold a fetch that finds no new records. While records of
+            # some partitions wait in the client's buffer (a batch being applied), the client
+            # fetches only the others, and cannot fetch again before that fetch returns: with
+            # the client's default (500 ms) a fetch of quiet partitions kept the busy ones
+            # waiting up to half a second.
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         self.consumer = consumer
         self.store = self.stores.current()
+        self._to_commit = {}
         await consumer.start()
         try:
             consumer.subscribe(
@@ -123,37 +140,60 @@ class Projector:
                     return
                 batches = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
                 if batches:
+                    await self._gather(consumer, batches)
                     await self._apply(batches)
+                await self._commit_to_kafka(consumer, quiet=not batches)
                 await self._update_lag(consumer)
-                if batches and sum(map(len, batches.values())) < self.batch_size:
-                    # Caught up: let the next batch gather for a moment. Each batch costs a
-                    # transaction, a commit and a few thread hops whatever its size, so at a
-                    # live trickle this trades a few milliseconds of visibility for most of
-                    # the CPU (while catching up, batches are full and nobody waits).
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), self.batch_linger_s)
         finally:
             self.consumer = None
+            with contextlib.suppress(Exception):
+                await self._commit_to_kafka(consumer, quiet=True)
             await consumer.stop()
 
-    async def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        # Decoding and applying run off the event loop (which keeps fetching meanwhile).
-        events, invalid = await asyncio.to_thread(decode_batch, batches)
-        for record, exc in invalid:  # dead-lettered before the batch's offsets are stored
-            await self.deadletters.send(
-                record, reason=exc.reason, detail=exc.detail, errors=exc.errors
+    async def _gather(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]
+    ) -> None:
+        """Caught up (the poll returned less than a full batch): let the batch gather what
+        arrives until `batch_linger_s` after the previous batch started to be applied. Each
+        batch costs a transaction and a trip to a worker thread whatever its size, so at a live
+        trickle this trades a few milliseconds of visibility for most of the CPU: a batch
+        starts at most every `batch_linger_s` (the time the previous one took counts), and while
+        catching up batches are full and nobody waits. Records are taken from the client as
+        they come rather than left in its buffer: the client fetches a partition again only
+        once what it holds of it was taken, so what arrives meanwhile is in this batch, not
+        held back until the one after."""
+        count = sum(map(len, batches.values()))
+        while count < self.batch_size and not self._stopping.is_set():
+            remaining_ms = int((self._next_batch_at - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            more = await consumer.getmany(
+                timeout_ms=remaining_ms, max_records=self.batch_size - count
             )
+            for tp, records in more.items():
+                batches.setdefault(tp, []).extend(records)
+                count += len(records)
+        self._next_batch_at = time.monotonic() + self.batch_linger_s
+
+    async def _apply(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        # (max: a batch gathered over several polls holds a partition's records in offset
+        # order, unless a rebalance re-seeked it meanwhile; its duplicates are dropped by id.)
         next_offsets = {
-            (tp.topic, tp.partition): records[-1].offset + 1
+            (tp.topic, tp.partition): max(record.offset for record in records) + 1
             for tp, records in batches.items()
             if records
         }
-        result = await asyncio.to_thread(
-            self.store.apply, events, group_id=self.group_id, next_offsets=next_offsets
+        # Decoding, applying and observing run off the event loop (which keeps fetching
+        # meanwhile), in one trip to a worker thread when every record is a valid event.
+        events, invalid, result = await asyncio.to_thread(
+            self._decode_and_apply, batches, next_offsets
         )
-        await asyncio.to_thread(
-            business_metrics.observe_applied, events, self.store.engine, stored=result.fresh
-        )
+        if result is None:
+            for record, exc in invalid:  # dead-lettered before the batch's offsets are stored
+                await self.deadletters.send(
+                    record, reason=exc.reason, detail=exc.detail, errors=exc.errors
+                )
+            result = await asyncio.to_thread(self._apply_events, events, next_offsets)
         processed = Counter((envelope.data.topic.value, envelope.type) for envelope in events)
         for (topic, event_type), count in processed.items():
             EVENTS_PROCESSED.labels("reporting", topic, event_type).inc(count)
@@ -163,12 +203,50 @@ class Projector:
             newest = max(e.time for e in events).timestamp()
             self.last_event_time = max(self.last_event_time or 0.0, newest)
             PROJECTION_LAG.set(max(0.0, time.time() - self.last_event_time))
-        consumer = self.consumer
-        if consumer is not None:
-            try:
-                await consumer.commit({tp: off for tp, off in _tps(next_offsets).items()})
-            except Exception as exc:
-                log.info("offset commit to kafka skipped", extra={"error": str(exc)})
+        self._to_commit.update(next_offsets)
+
+    def _decode_and_apply(
+        self, batches: dict[TopicPartition, list[Any]], next_offsets: dict[tuple[str, int], int]
+    ) -> tuple[list[Envelope[EventData]], list[tuple[Any, InvalidEvent]], Applied | None]:
+        """Decode the batch and, unless some record is not a valid event (those must be
+        dead-lettered first), apply it: (events, invalid records, what applying did or None)."""
+        events, invalid = decode_batch(batches)
+        if invalid:
+            return events, invalid, None
+        return events, invalid, self._apply_events(events, next_offsets)
+
+    def _apply_events(
+        self, events: list[Envelope[EventData]], next_offsets: dict[tuple[str, int], int]
+    ) -> Applied:
+        """Store the events with the offsets that follow them (one transaction), then move the
+        business metrics for what that transaction stored."""
+        result = self.store.apply(events, group_id=self.group_id, next_offsets=next_offsets)
+        business_metrics.observe_applied(events, self.store.engine, stored=result.fresh)
+        return result
+
+    async def _commit_to_kafka(self, consumer: AIOKafkaConsumer, *, quiet: bool) -> None:
+        """Commit what the store has stored, to Kafka: at most every `KAFKA_COMMIT_INTERVAL_S`
+        while batches keep coming, and at once when a poll found nothing (so that at rest the
+        group's committed offsets are the end of the topics)."""
+        if not self._to_commit:
+            return
+        now = time.monotonic()
+        if not quiet and now - self._kafka_committed < KAFKA_COMMIT_INTERVAL_S:
+            return
+        assigned = consumer.assignment()
+        offsets = {tp: off for tp, off in _tps(self._to_commit).items() if tp in assigned}
+        self._to_commit = {}
+        self._kafka_committed = now
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(consumer.commit(offsets), timeout=10.0)
+        except Exception as exc:
+            # Tried again with the next commit (unless a newer batch moved the partition on).
+            self._to_commit = {(tp.topic, tp.partition): off for tp, off in offsets.items()} | (
+                self._to_commit
+            )
+            log.info("offset commit to kafka skipped", extra={"error": str(exc)})
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         now = time.monotonic()

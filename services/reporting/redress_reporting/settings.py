@@ -26,7 +26,14 @@ class ReportingSettings(BaseSettings):
         default=0.05,
         ge=0,
         le=5,
-        description="when caught up, how long the next batch may gather before it is applied",
+        description="when caught up, how long the next batch may gather before it is applied "
+        "(counted from the start of the previous batch)",
+    )
+    fetch_max_wait_ms: int = Field(
+        default=25,
+        ge=1,
+        le=500,
+        description="longest the broker may hold a fetch that finds no new records",
     )
     max_ready_lag: int = Field(default=10_000, ge=0, description="/readyz fails above this lag")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

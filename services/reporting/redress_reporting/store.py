@@ -525,7 +525,7 @@ class ReadModelStore:
             for incident in incident_views.values():
                 if incident is not None:
                     _save_incident(conn, incident)
-            _save_offsets(conn, group_id, next_offsets)
+            _save_offsets(conn, group_id, next_offsets, writer=writer)
         return Applied(applied=len(fresh), fresh=fresh)
 
     def _writer(self, conn: Connection) -> _Writer:
@@ -826,9 +826,23 @@ def _upsert(conn: Connection, table: Table, where: Any, values: dict[str, Any]) 
         conn.execute(table.insert().values(**values))
 
 
-def _save_offsets(conn: Connection, group_id: str, offsets: dict[tuple[str, int], int]) -> None:
-    """Store the next offsets of the batch's partitions (one statement per kind of change)."""
+def _save_offsets(
+    conn: Connection,
+    group_id: str,
+    offsets: dict[tuple[str, int], int],
+    *,
+    writer: _Writer | None = None,
+) -> None:
+    """Store the next offsets of the batch's partitions: one upsert where the backend has it,
+    else one statement per kind of change."""
     if not offsets:
+        return
+    if writer is not None and writer.can_upsert:
+        rows = [
+            {"group_id": group_id, "topic": topic, "partition": partition, "next_offset": offset}
+            for (topic, partition), offset in offsets.items()
+        ]
+        writer.insert(conn, consumer_offsets, rows, upsert=True)
         return
     c = consumer_offsets.c
     stored = {

@@ -43,6 +43,7 @@ import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faust.streams import _current_event
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redress_events import (
     Envelope,
@@ -141,6 +142,9 @@ COMMIT_EVERY = 2000
 # 211 MiB with the defaults, 153 MiB with these, at the same throughput (one run each).
 FETCH_BYTES_PER_PARTITION = 256 * 1024
 POLL_RECORDS_MAX = 500
+# How long the broker may hold the consumer's fetch when it finds nothing new (see
+# _ConsumerThread).
+FETCH_MAX_WAIT_MS = 50
 # Most due clocks the SLA timer handles per tick (the rest on the next tick, earliest first).
 DUE_PER_TICK = 2000
 # Event types the clocks agent acts on; everything else on its topics is skipped unread
@@ -187,6 +191,26 @@ async def all_or_none(sends: Iterable[Awaitable[None]]) -> None:
         raise
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # faust fixes the worker consumer's fetch_max_wait_ms at 1,500 ms. While some
+        # partitions' records wait in the client's buffer for the agents, the client fetches
+        # only the others, and fetches again only when that fetch returns; a fetch of quiet
+        # partitions (cases, say) then held the busy ones back for up to 1.5 s.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> Any:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
 class RoutingApp(faust.App):
     """A faust app that creates its internal topics before its consumer subscribes.
 
@@ -204,6 +228,9 @@ class RoutingApp(faust.App):
     async def on_first_start(self) -> None:
         await create_internal_topics(self.redress_kafka, self.internal_topics, self.source_topics)
         await super().on_first_start()
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
 
     redress_kafka: KafkaSettings
 

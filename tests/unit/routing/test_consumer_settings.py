@@ -1,0 +1,25 @@
+"""The worker's Kafka consumer as routing configures it (built, never connected)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redress_routing.app import (
+    FETCH_BYTES_PER_PARTITION,
+    FETCH_MAX_WAIT_MS,
+    POLL_RECORDS_MAX,
+    create_app,
+)
+from redress_routing.settings import RoutingSettings
+
+
+async def test_the_worker_consumer_fetches_briefly_and_reads_ahead_little(tmp_path: Path) -> None:
+    app = create_app(RoutingSettings(data_dir=tmp_path, table_store="memory://"))
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]
+    try:
+        # faust's own choice (1,500 ms) let a fetch of quiet partitions hold busy ones back.
+        assert consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS <= 100
+        assert consumer._max_partition_fetch_bytes == FETCH_BYTES_PER_PARTITION
+        assert consumer._max_poll_records == POLL_RECORDS_MAX
+    finally:
+        await consumer.stop()
