@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,7 +37,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
-    delete,
     event,
     func,
     inspect,
@@ -354,6 +354,8 @@ class _Writer:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._compiled: dict[tuple[str, bool], tuple[str, bool, list[tuple[str, Any, bool]]]] = {}
+        self._plans: dict[tuple[str, bool], _InsertPlan] = {}
+        self._memo: dict[Any, Any] = {}
 
     @property
     def can_upsert(self) -> bool:
@@ -395,6 +397,28 @@ class _Writer:
             self._compiled[(table.name, upsert)] = found
         return found
 
+    def _plan(self, table: Table, upsert: bool) -> _InsertPlan:
+        """The statement and how to turn a row dict into its parameters, made once per table."""
+        found = self._plans.get((table.name, upsert))
+        if found is None:
+            sql, positional, processors = self._statement(table, upsert)
+            names = [name for name, _, _ in processors]
+            columns = table.columns
+            processed = [
+                (
+                    index,
+                    _memoized(process, self._memo)
+                    if isinstance(columns[name].type, UtcDateTime)
+                    else process,
+                    skip,
+                )
+                for index, (name, process, skip) in enumerate(processors)
+                if process is not None
+            ]
+            found = _InsertPlan(sql, positional, names, _getter(names), processed)
+            self._plans[(table.name, upsert)] = found
+        return found
+
     def insert(
         self,
         conn: Connection,
@@ -404,30 +428,178 @@ class _Writer:
         upsert: bool = False,
     ) -> None:
         """Insert the rows; `upsert` (where `can_upsert`): a row whose primary key is stored
-        already replaces the stored one (updated in place, not deleted and inserted again)."""
+        already replaces the stored one (updated in place, not deleted and inserted again).
+        Rows may hold more keys than the table's columns: only the columns are read."""
         if not rows:
             return
-        sql, positional, processors = self._statement(table, upsert)
-        params: list[Any]
-        if positional:
-            params = [
-                tuple(
-                    value if process is None or (value is None and skip) else process(value)
-                    for name, process, skip in processors
-                    for value in (row[name],)
-                )
-                for row in rows
-            ]
+        plan = self._plan(table, upsert)
+        get, processed = plan.get, plan.processed
+        params: list[Any] = []
+        for row in rows:
+            values = get(row)
+            for index, process, skip in processed:
+                value = values[index]
+                if value is not None or not skip:
+                    values[index] = process(value)
+            params.append(values)
+        if not plan.positional:
+            names = plan.names
+            params = [dict(zip(names, values, strict=True)) for values in params]
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(plan.sql, params)
+        finally:
+            cursor.close()
+
+
+_MEMO_LIMIT = 50_000
+
+
+def _memoized(process: Callable[[Any], Any], cache: dict[Any, Any]) -> Callable[[Any], Any]:
+    """`process` (a datetime column's bind or result processor: a pure function of the value)
+    remembering its results in `cache`, emptied when it holds `_MEMO_LIMIT`: a complaint's row
+    is written and read again with most of its times unchanged. A datetime's key holds its
+    `fold` too: two equal datetimes of one zone that differ in `fold` are different instants."""
+
+    def memo(value: Any) -> Any:
+        key = (value, value.fold) if isinstance(value, datetime) else value
+        found = cache.get(key, cache)
+        if found is not cache:
+            return found
+        result = process(value)
+        if len(cache) >= _MEMO_LIMIT:
+            cache.clear()
+        cache[key] = result
+        return result
+
+    return memo
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    sql: str
+    positional: bool
+    names: list[str]
+    get: Callable[[dict[str, Any]], list[Any]]
+    processed: list[tuple[int, Any, bool]]
+
+
+def _getter(names: Sequence[str]) -> Callable[[dict[str, Any]], list[Any]]:
+    """A row dict's values of `names`, in that order, as a new list."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: [row[name]]
+    pick = operator.itemgetter(*names)
+    return lambda row: list(pick(row))
+
+
+class _ByKey:
+    """`SELECT columns FROM table WHERE key IN (...)` (and `DELETE`) sent straight to the
+    driver's cursor, each value read through its column type's own result processor: the
+    values SQLAlchemy's `conn.execute(select(...))` returns, without building, compiling and
+    wrapping a statement per query (most of a small batch's time). Statement texts are made
+    once per table and number of keys (PostgreSQL: one text, `key = ANY(array)`)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        style = dialect.paramstyle
+        if style == "qmark":
+            self._mark: Callable[[int], str] = lambda _: "?"
+        elif style in ("format", "pyformat"):
+            self._mark = lambda _: "%s"
+        elif style == "numeric":
+            self._mark = lambda i: f":{i + 1}"
         else:
-            params = [
-                {
-                    name: value if process is None or (value is None and skip) else process(value)
-                    for name, process, skip in processors
-                    for value in (row[name],)
-                }
-                for row in rows
-            ]
-        conn.exec_driver_sql(sql, params)
+            raise NotImplementedError(f"paramstyle {style} is not supported")
+        self._any = dialect.name == "postgresql"  # key = ANY(array): one statement text
+        self._statements: dict[tuple[str, tuple[str, ...], str, str, int], str] = {}
+        self._processors: dict[tuple[str, tuple[str, ...]], list[tuple[int, Any]]] = {}
+        self._memo: dict[Any, Any] = {}
+
+    def _sql(self, table: Table, columns: tuple[str, ...], key: str, order: str, count: int) -> str:
+        cache_key = (table.name, columns, key, order, 1 if self._any else count)
+        sql = self._statements.get(cache_key)
+        if sql is None:
+            quote = self.dialect.identifier_preparer.quote
+            if self._any:
+                where = f"{quote(key)} = ANY({self._mark(0)})"
+            else:
+                where = f"{quote(key)} IN ({', '.join(self._mark(i) for i in range(count))})"
+            if columns:
+                sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(table.name)}"
+            else:  # no columns: a DELETE
+                sql = f"DELETE FROM {quote(table.name)}"
+            sql += f" WHERE {where}"
+            if order:
+                sql += f" ORDER BY {quote(order)}"
+            self._statements[cache_key] = sql
+        return sql
+
+    def _row_processors(
+        self, table: Table, columns: tuple[str, ...], cursor: Any
+    ) -> list[tuple[int, Any]]:
+        """The result processors of `columns` (made once: a column's driver type code is the
+        same in every result; reading the cursor's description costs much on psycopg)."""
+        found = self._processors.get((table.name, columns))
+        if found is None:
+            dialect = self.dialect
+            codes = [d[1] for d in cursor.description]
+            found = []
+            for index, (name, code) in enumerate(zip(columns, codes, strict=True)):
+                column_type = table.columns[name].type
+                process = column_type.dialect_impl(dialect).result_processor(dialect, code)
+                if process is not None:
+                    memo = isinstance(column_type, UtcDateTime)
+                    found.append((index, _memoized(process, self._memo) if memo else process))
+            self._processors[(table.name, columns)] = found
+        return found
+
+    def delete_in(self, conn: Connection, table: Table, key: str, values: Sequence[str]) -> None:
+        """Delete the rows whose `key` is one of `values`."""
+        if not values:
+            return
+        cursor = conn.connection.cursor()
+        try:
+            for start in range(0, len(values), 500):
+                chunk = values[start : start + 500]
+                sql = self._sql(table, (), key, "", len(chunk))
+                cursor.execute(sql, (list(chunk),) if self._any else tuple(chunk))
+        finally:
+            cursor.close()
+
+    def select_in(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: tuple[str, ...],
+        key: str,
+        values: Sequence[str],
+        *,
+        order: str = "",
+    ) -> list[list[Any]]:
+        """Rows (as lists, in `columns` order) whose `key` is one of `values`; ordered by
+        `order` within each chunk of 500 values."""
+        found: list[list[Any]] = []
+        if not values:
+            return found
+        cursor = conn.connection.cursor()
+        try:
+            for start in range(0, len(values), 500):
+                chunk = values[start : start + 500]
+                sql = self._sql(table, columns, key, order, len(chunk))
+                cursor.execute(sql, (list(chunk),) if self._any else tuple(chunk))
+                rows = cursor.fetchall()
+                if not rows:
+                    continue
+                processors = self._row_processors(table, columns, cursor)
+                for raw in rows:
+                    row = list(raw)
+                    for index, process in processors:
+                        row[index] = process(row[index])
+                    found.append(row)
+        finally:
+            cursor.close()
+        return found
 
 
 # INSERT ... ON CONFLICT DO UPDATE, where the backend has it (SQLite >= 3.24, PostgreSQL).
@@ -441,6 +613,7 @@ class ReadModelStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._writer_cache: _Writer | None = None
+        self._by_key_cache: _ByKey | None = None
 
     @property
     def url(self) -> str:
@@ -496,43 +669,54 @@ class ReadModelStore:
         multi-row statement. An event whose id is stored already (a redelivery) is skipped,
         so applying a batch twice changes nothing."""
         with self.engine.begin() as conn:
-            writer = self._writer(conn)
+            writer, reader = self._sql(conn)
             ids = [str(e.id) for e in events]
-            seen = _already_applied(conn, ids)
+            seen = _already_applied(conn, ids, reader=reader)
             fresh: list[Envelope[EventData]] = []
             for event_id, envelope in zip(ids, events, strict=True):
                 if event_id not in seen:
                     seen.add(event_id)
                     fresh.append(envelope)
-            before = load_views(conn, {e.subject for e in fresh if not is_incident_event(e)})
+            incident_flags = [is_incident_event(e) for e in fresh]
+            before = load_views(
+                conn,
+                {
+                    e.subject
+                    for e, incident in zip(fresh, incident_flags, strict=True)
+                    if not incident
+                },
+                reader=reader,
+            )
             views = dict(before)
             incident_views: dict[str, IncidentView | None] = {}
             rows: list[dict[str, Any]] = []
-            for envelope in fresh:
+            for envelope, incident in zip(fresh, incident_flags, strict=True):
                 topic, partition, offset = envelope.position or ("", -1, -1)
                 row = timeline_entry(envelope).__dict__.copy()
                 row["topic"], row["partition"], row["offset"] = topic, partition, offset
                 rows.append(row)
                 subject = envelope.subject
-                if is_incident_event(envelope):
+                if incident:
                     if subject not in incident_views:
-                        incident_views[subject] = _load_incident(conn, subject)
+                        incident_views[subject] = _load_incident(conn, subject, reader=reader)
                     incident_views[subject] = project_incident(incident_views[subject], envelope)
                 else:
                     views[subject] = project(views[subject], envelope)
             writer.insert(conn, timeline, rows)
-            _save_views(conn, writer, before, views)
-            for incident in incident_views.values():
-                if incident is not None:
-                    _save_incident(conn, incident)
+            _save_views(conn, writer, before, views, by_key=reader)
+            for incident_view in incident_views.values():
+                if incident_view is not None:
+                    _save_incident(conn, incident_view, writer=writer)
             _save_offsets(conn, group_id, next_offsets, writer=writer)
         return Applied(applied=len(fresh), fresh=fresh)
 
-    def _writer(self, conn: Connection) -> _Writer:
+    def _sql(self, conn: Connection) -> tuple[_Writer, _ByKey]:
         dialect = conn.dialect
         if self._writer_cache is None or self._writer_cache.dialect is not dialect:
             self._writer_cache = _Writer(dialect)
-        return self._writer_cache
+        if self._by_key_cache is None or self._by_key_cache.dialect is not dialect:
+            self._by_key_cache = _ByKey(dialect)
+        return self._writer_cache, self._by_key_cache
 
     # --- reading -------------------------------------------------------------------------
 
@@ -681,17 +865,12 @@ class ReadModelStore:
         return tuple(c.name for c in READ_MODEL_TABLES[name].primary_key.columns)
 
 
-def _already_applied(conn: Connection, event_ids: Iterable[str]) -> set[str]:
+def _already_applied(
+    conn: Connection, event_ids: Iterable[str], *, reader: _ByKey | None = None
+) -> set[str]:
+    reader = reader or _ByKey(conn.dialect)
     ids = list(event_ids)
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        found.update(
-            conn.execute(
-                select(timeline.c.event_id).where(timeline.c.event_id.in_(chunk))
-            ).scalars()
-        )
-    return found
+    return {row[0] for row in reader.select_in(conn, timeline, ("event_id",), "event_id", ids)}
 
 
 def _empty_children() -> dict[str, list[dict[str, Any]]]:
@@ -719,8 +898,30 @@ def _children(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, list[
     return found
 
 
+# Each view's field names, in order (`dataclasses.fields` is slow to call per row).
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls))
+    for cls in (ComplaintView, SlaClock, RemedyView, GuaranteeView, IncidentView)
+}
+_COMPLAINT_COLUMNS = tuple(c.name for c in complaints.columns)
+# (table, view, key) of a complaint's children, in ComplaintView's order (sla, remedies, ...).
+_CHILD_TABLES: tuple[tuple[Table, type, str], ...] = (
+    (sla_clocks, SlaClock, "target"),
+    (remedies, RemedyView, "remedy_id"),
+    (guarantees, GuaranteeView, "guarantee_id"),
+)
+
+
+def _new(cls: type, state: dict[str, Any]) -> Any:
+    """`cls(**state)` for the projection's frozen views, `state` holding every field: the same
+    object, without `__init__` setting each of up to 60 fields through `object.__setattr__`."""
+    obj: Any = object.__new__(cls)
+    obj.__dict__.update(state)
+    return obj
+
+
 def _only(cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    return {f.name: values[f.name] for f in fields(cls)}
+    return {name: values[name] for name in _FIELDS[cls]}
 
 
 def _view_from(row: dict[str, Any], children: dict[str, list[dict[str, Any]]]) -> ComplaintView:
@@ -735,29 +936,43 @@ def _view_from(row: dict[str, Any], children: dict[str, list[dict[str, Any]]]) -
     )
 
 
-def load_views(conn: Connection, complaint_ids: Iterable[str]) -> dict[str, ComplaintView | None]:
-    """The stored views of these complaints (None for those not stored yet), in a few queries."""
+def load_views(
+    conn: Connection, complaint_ids: Iterable[str], *, reader: _ByKey | None = None
+) -> dict[str, ComplaintView | None]:
+    """The stored views of these complaints (None for those not stored yet): one query for the
+    complaints, and, only if some are stored, one per kind of child (clocks, remedies,
+    guarantees) for those."""
+    reader = reader or _ByKey(conn.dialect)
     ids = sorted(set(complaint_ids))
     found: dict[str, ComplaintView | None] = dict.fromkeys(ids)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = [
-            dict(r._mapping)
-            for r in conn.execute(select(complaints).where(complaints.c.complaint_id.in_(chunk)))
-        ]
-        children = _children(conn, [r["complaint_id"] for r in rows])
-        for row in rows:
-            owner = row["complaint_id"]
-            found[owner] = _view_from(row, children.get(owner, _empty_children()))
+    rows = reader.select_in(conn, complaints, _COMPLAINT_COLUMNS, "complaint_id", ids)
+    if not rows:
+        return found
+    states = [dict(zip(_COMPLAINT_COLUMNS, row, strict=True)) for row in rows]
+    stored = [state["complaint_id"] for state in states]
+    children: dict[str, tuple[list[Any], list[Any], list[Any]]] = {
+        owner: ([], [], []) for owner in stored
+    }
+    for slot, (table, cls, key) in enumerate(_CHILD_TABLES):
+        names = _FIELDS[cls]
+        for row in reader.select_in(
+            conn, table, ("complaint_id", *names), "complaint_id", stored, order=key
+        ):
+            children[row[0]][slot].append(_new(cls, dict(zip(names, row[1:], strict=True))))
+    for state in states:
+        owner = state["complaint_id"]
+        state["extra"] = state["extra"] or {}
+        state["priority_rules"] = tuple(state["priority_rules"] or ())
+        sla, remedy_views, guarantee_views = children[owner]
+        state["sla"] = tuple(sla)
+        state["remedies"] = tuple(remedy_views)
+        state["guarantees"] = tuple(guarantee_views)
+        found[owner] = _new(ComplaintView, {name: state[name] for name in _FIELDS[ComplaintView]})
     return found
 
 
 def load_view(conn: Connection, complaint_id: str) -> ComplaintView | None:
-    row = conn.execute(select(complaints).where(complaints.c.complaint_id == complaint_id)).first()
-    if row is None:
-        return None
-    children = _children(conn, [complaint_id]).get(complaint_id, _empty_children())
-    return _view_from(dict(row._mapping), children)
+    return load_views(conn, [complaint_id])[complaint_id]
 
 
 def _shallow(obj: Any) -> dict[str, Any]:
@@ -770,6 +985,8 @@ def _save_views(
     writer: _Writer,
     before: dict[str, ComplaintView | None],
     after: dict[str, ComplaintView | None],
+    *,
+    by_key: _ByKey | None = None,
 ) -> None:
     """Write the complaints whose view changed (and, of those, only the clocks, remedies or
     guarantees that changed): a delete of the old rows and one multi-row insert per table."""
@@ -786,8 +1003,9 @@ def _save_views(
             continue
         if old is not None and not writer.can_upsert:
             stale[complaints].append(complaint_id)
-        values = {k: view.__dict__[k] for k in _VIEW_FIELDS}
-        values["extra"] = json.loads(json.dumps(values["extra"], default=str))
+        values = view.__dict__.copy()  # the writer reads the table's columns only
+        extra = values["extra"]
+        values["extra"] = json.loads(json.dumps(extra, default=str)) if extra else {}
         values["priority_rules"] = list(view.priority_rules)
         rows[complaints].append(values)
         owner = {"complaint_id": complaint_id}
@@ -803,20 +1021,28 @@ def _save_views(
             if old is not None and old.guarantees:
                 stale[guarantees].append(complaint_id)
             rows[guarantees] += [{**owner, **g.__dict__} for g in view.guarantees]
+    by_key = by_key or _ByKey(conn.dialect)
     for table, table_rows in rows.items():
-        ids = stale[table]
-        for start in range(0, len(ids), 500):
-            conn.execute(delete(table).where(table.c.complaint_id.in_(ids[start : start + 500])))
+        by_key.delete_in(conn, table, "complaint_id", stale[table])
         writer.insert(conn, table, table_rows, upsert=table is complaints and writer.can_upsert)
 
 
-def _load_incident(conn: Connection, incident_id: str) -> IncidentView | None:
-    row = conn.execute(select(incidents).where(incidents.c.incident_id == incident_id)).first()
-    return None if row is None else IncidentView(**_only(IncidentView, dict(row._mapping)))
+def _load_incident(
+    conn: Connection, incident_id: str, *, reader: _ByKey | None = None
+) -> IncidentView | None:
+    reader = reader or _ByKey(conn.dialect)
+    names = _FIELDS[IncidentView]
+    rows = reader.select_in(conn, incidents, names, "incident_id", [incident_id])
+    return _new(IncidentView, dict(zip(names, rows[0], strict=True))) if rows else None
 
 
-def _save_incident(conn: Connection, incident: IncidentView) -> None:
+def _save_incident(
+    conn: Connection, incident: IncidentView, *, writer: _Writer | None = None
+) -> None:
     values = {**_shallow(incident), "status": incident.status}
+    if writer is not None and writer.can_upsert:
+        writer.insert(conn, incidents, [values], upsert=True)
+        return
     _upsert(conn, incidents, incidents.c.incident_id == incident.incident_id, values)
 
 
