@@ -99,13 +99,22 @@ STEP = st.one_of(
         st.just(0),
     ),
 )
+PRIORITY = st.sampled_from(["P1", "P2", "P3", "P4"])
+
+
+def take_step(
+    clock: ComplaintClock, now: datetime, n: int, kind: str, minutes: int
+) -> tuple[ComplaintClock, datetime]:
+    """One step of a complaint's life: time passes (the timer's signals recorded), or a case
+    event arrives."""
+    if kind == "wait":
+        now += timedelta(minutes=minutes)
+        return apply_signals(clock, now)[0], now
+    return MACHINE.on_fact(clock, kind, at=now, event_id=f"fact-{n}")[0], now  # type: ignore[arg-type]
 
 
 @settings(max_examples=150, deadline=None)
-@given(
-    priority=st.sampled_from(["P1", "P2", "P3", "P4"]),
-    steps=st.lists(STEP, max_size=8),
-)
+@given(priority=PRIORITY, steps=st.lists(STEP, max_size=8))
 def test_next_signal_at_is_exactly_when_due_signals_first_has_something(
     priority: str, steps: list[tuple[str, int]]
 ) -> None:
@@ -113,11 +122,7 @@ def test_next_signal_at_is_exactly_when_due_signals_first_has_something(
     now = MONDAY_10
     states: list[ComplaintClock] = [clock]
     for n, (kind, minutes) in enumerate(steps):
-        if kind == "wait":
-            now += timedelta(minutes=minutes)
-            clock, _ = apply_signals(clock, now)
-        else:
-            clock, _ = MACHINE.on_fact(clock, kind, at=now, event_id=f"fact-{n}")  # type: ignore[arg-type]
+        clock, now = take_step(clock, now, n, kind, minutes)
         states.append(clock)
     for state in states:
         due = next_signal_at(state)
@@ -143,10 +148,7 @@ def test_stored_clocks_in_another_shape_are_read_through_the_model() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    priority=st.sampled_from(["P1", "P2", "P3", "P4"]),
-    steps=st.lists(STEP, max_size=8),
-)
+@given(priority=PRIORITY, steps=st.lists(STEP, max_size=8))
 def test_the_machine_never_changes_the_state_it_is_given(
     priority: str, steps: list[tuple[str, int]]
 ) -> None:
@@ -156,11 +158,7 @@ def test_the_machine_never_changes_the_state_it_is_given(
     now = MONDAY_10
     for n, (kind, minutes) in enumerate(steps):
         before = clock.model_dump()
-        if kind == "wait":
-            now += timedelta(minutes=minutes)
-            new, _ = apply_signals(clock, now)
-        else:
-            new, _ = MACHINE.on_fact(clock, kind, at=now, event_id=f"fact-{n}")  # type: ignore[arg-type]
+        new, now = take_step(clock, now, n, kind, minutes)
         after = new.model_dump()
         MACHINE.on_incident_link(
             new,
