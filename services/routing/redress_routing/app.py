@@ -206,6 +206,33 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """faust fills a gap in the offsets it reads as if those records had been processed,
+        which is right for compacted or transactional topics. Redress's topics are neither:
+        here a gap means records the consumer dropped on the way (faust drops fetched records
+        of partitions that are not active yet, around a rebalance), and acknowledging them
+        lost them (seen under load in the SIGKILL chaos scenario: the committed offset moved
+        past a ComplaintReceived nobody had read). So they stay unacknowledged (the committed
+        offset stays before them) and the worker rejoins the group: the next assignment seeks
+        to the committed offsets and reads them again; whatever was processed meanwhile comes
+        round again and is dropped as a duplicate."""
+        log.error(
+            "routing consumer skipped records; rejoining to read them again",
+            extra={
+                "partition": f"{tp.topic}[{tp.partition}]",
+                "offsets": [offset_from, offset_to - 1],
+            },
+        )
+        skipped_partitions(self).add(tp)
+
+
+def skipped_partitions(consumer: Any) -> set[Any]:
+    """Partitions whose records the consumer skipped since the last rejoin (see _add_gap)."""
+    skipped: set[Any] | None = getattr(consumer, "redress_skipped", None)
+    if skipped is None:
+        skipped = consumer.redress_skipped = set()
+    return skipped
+
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
@@ -891,6 +918,8 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
         committed = consumer._committed_offset  # type: ignore[attr-defined]
         return {tp: (committed.get(tp), int(highwaters.get(tp) or 0)) for tp in tps}
 
+    last_skip_rejoin = [0.0]
+
     @app.timer(interval=WATCH_INTERVAL_S)
     async def watch() -> None:
         if not producer.started:  # renewed (or never connected): connect even when idle
@@ -901,7 +930,12 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
             return
         try:
             now = time.monotonic()
-            if assignment.rejoin_due(assigned_topics(), now):
+            skipped = skipped_partitions(app.consumer)
+            if skipped and now - last_skip_rejoin[0] >= REJOIN_INTERVAL_S:
+                skipped.clear()
+                last_skip_rejoin[0] = now
+                await request_rejoin()
+            elif assignment.rejoin_due(assigned_topics(), now):
                 await request_rejoin()
             stalls.observe(await positions(), now)
         except (TimeoutError, KafkaError):

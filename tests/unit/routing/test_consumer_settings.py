@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from faust.types import TP
 from redress_routing.app import (
     FETCH_BYTES_PER_PARTITION,
     FETCH_MAX_WAIT_MS,
     POLL_RECORDS_MAX,
     create_app,
+    skipped_partitions,
 )
 from redress_routing.settings import RoutingSettings
 
@@ -23,3 +25,19 @@ async def test_the_worker_consumer_fetches_briefly_and_reads_ahead_little(tmp_pa
         assert consumer._max_poll_records == POLL_RECORDS_MAX
     finally:
         await consumer.stop()
+
+
+async def test_a_gap_in_the_offsets_read_is_not_acknowledged_but_reread(tmp_path: Path) -> None:
+    """faust would count skipped offsets as processed (and commit past them); routing leaves
+    them unacknowledged and marks the partition for a rejoin, which seeks back to them."""
+    app = create_app(RoutingSettings(data_dir=tmp_path, table_store="memory://"))
+    consumer = app.consumer
+    tp = TP("redress.intake.complaints", 2)
+    consumer._committed_offset[tp] = 50  # type: ignore[attr-defined]
+    consumer._acked[tp].extend(range(50, 56))  # type: ignore[attr-defined]
+    await consumer._add_gap(tp, 56, 58)  # type: ignore[attr-defined]
+    assert not consumer._gap[tp]  # type: ignore[attr-defined]
+    assert skipped_partitions(consumer) == {tp}
+    consumer._acked[tp].extend([58, 59])  # type: ignore[attr-defined]
+    # The committed offset may reach the first skipped record, never pass it.
+    assert consumer._new_offset(tp) == 56  # type: ignore[attr-defined]
