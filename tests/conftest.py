@@ -10,7 +10,7 @@ import pytest
 from redress_kafka.settings import KafkaSettings
 
 from tests.support.kafka import KafkaHandle, create_topics, new_topic_prefix, provide_kafka
-from tests.support.services import ServiceProcess, new_service
+from tests.support.services import ServiceProcess, service_factory_for
 
 
 @pytest.fixture(scope="session")
@@ -35,19 +35,9 @@ def service_factory(
     kafka: KafkaHandle, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> Iterator[Callable[..., ServiceProcess]]:
     """`service_factory("intake", **env)` → a not-yet-started ServiceProcess on a free port."""
-    started: list[ServiceProcess] = []
-
-    def factory(name: str, **env: str) -> ServiceProcess:
-        service = new_service(
-            name,
-            bootstrap=kafka.bootstrap_servers,
-            topic_prefix=kafka_settings.topic_prefix,
-            workdir=tmp_path,
-            **env,
-        )
-        started.append(service)
-        return service
-
-    yield factory
-    for service in reversed(started):
-        service.stop(timeout_s=15)
+    with service_factory_for(
+        bootstrap=kafka.bootstrap_servers,
+        topic_prefix=kafka_settings.topic_prefix,
+        workdir=tmp_path,
+    ) as factory:
+        yield factory

@@ -21,7 +21,7 @@ from redress_kafka.settings import KafkaSettings
 
 from tests.chaos.harness import run_scenario, start_stack
 from tests.support.kafka import create_topics, new_topic_prefix
-from tests.support.services import ServiceProcess, new_service
+from tests.support.services import service_factory_for
 
 pytestmark = [
     pytest.mark.kafka,
@@ -59,20 +59,6 @@ async def test_three_brokers_one_killed_mid_load(
         request_timeout_ms=5000,
     )
     await create_topics(settings)
-    made: list[ServiceProcess] = []
-
-    def factory(name: str, **env: str) -> ServiceProcess:
-        service = new_service(
-            name,
-            bootstrap=cluster.bootstrap_servers,
-            topic_prefix=settings.topic_prefix,
-            workdir=tmp_path,
-            REDRESS_KAFKA_REPLICATION_FACTOR=REPLICAS,
-            **env,
-        )
-        made.append(service)
-        return service
-
     victim = cluster.nodes[1]
 
     async def broker_killed() -> None:
@@ -80,7 +66,12 @@ async def test_three_brokers_one_killed_mid_load(
         await asyncio.sleep(5)
         await asyncio.to_thread(victim.start)
 
-    try:
+    with service_factory_for(
+        bootstrap=cluster.bootstrap_servers,
+        topic_prefix=settings.topic_prefix,
+        workdir=tmp_path,
+        REDRESS_KAFKA_REPLICATION_FACTOR=REPLICAS,
+    ) as factory:
         stack = await asyncio.to_thread(start_stack, factory, settings, tmp_path)
         report = await run_scenario(
             "three brokers (3 replicas, min.insync.replicas 2): one SIGKILLed mid-load, "
@@ -93,9 +84,6 @@ async def test_three_brokers_one_killed_mid_load(
             how="make chaos-cluster",
         )
         under_replicated = await topics_without_replicas(settings, int(REPLICAS))
-    finally:
-        for service in reversed(made):
-            await asyncio.to_thread(service.stop)
     report.raise_if_failed()
     # Every topic of this run (Redress's, routing's internal and changelog ones) is replicated.
     assert not under_replicated, under_replicated
@@ -110,8 +98,5 @@ async def topics_without_replicas(settings: KafkaSettings, replicas: int) -> dic
         described = await admin.describe_topics(names)
     finally:
         await admin.close()
-    return {
-        topic["topic"]: min(len(p["replicas"]) for p in topic["partitions"])
-        for topic in described
-        if min(len(p["replicas"]) for p in topic["partitions"]) < replicas
-    }
+    fewest = {t["topic"]: min(len(p["replicas"]) for p in t["partitions"]) for t in described}
+    return {topic: n for topic, n in fewest.items() if n < replicas}

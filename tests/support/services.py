@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,3 +133,29 @@ def new_service(
         },
         log_path=workdir / f"{name}.log",
     )
+
+
+@contextmanager
+def service_factory_for(
+    *, bootstrap: str, topic_prefix: str, workdir: Path, **common_env: str
+) -> Iterator[Callable[..., ServiceProcess]]:
+    """`factory("intake", **env)` → a not-yet-started ServiceProcess on a free port (with
+    `common_env` as well); every service it made is stopped on the way out."""
+    made: list[ServiceProcess] = []
+
+    def factory(name: str, **env: str) -> ServiceProcess:
+        service = new_service(
+            name,
+            bootstrap=bootstrap,
+            topic_prefix=topic_prefix,
+            workdir=workdir,
+            **{**common_env, **env},
+        )
+        made.append(service)
+        return service
+
+    try:
+        yield factory
+    finally:
+        for service in reversed(made):
+            service.stop(timeout_s=15)

@@ -155,7 +155,7 @@ async def carry_out(
         # A retry of an attempt whose outcome is unknown sends that attempt's very events
         # again (decided then, stamped then): should both land, each event is written twice
         # byte for byte, never in two versions.
-        envelopes = work.fingerprints.unconfirmed(first_id) if idempotency_key else None
+        envelopes = work.fingerprints.unconfirmed(first_id) if idempotency_key is not None else None
         if envelopes is None:
             events = decide(
                 work.casebook.get(complaint_id), command, policy=work.policy, now=work.clock()

@@ -203,6 +203,11 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Partitions whose records the consumer skipped since the last rejoin (_add_gap).
+        self.skipped: set[Any] = set()
+
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -223,15 +228,7 @@ class _Consumer(faust_aiokafka.Consumer):
                 "offsets": [offset_from, offset_to - 1],
             },
         )
-        skipped_partitions(self).add(tp)
-
-
-def skipped_partitions(consumer: Any) -> set[Any]:
-    """Partitions whose records the consumer skipped since the last rejoin (see _add_gap)."""
-    skipped: set[Any] | None = getattr(consumer, "redress_skipped", None)
-    if skipped is None:
-        skipped = consumer.redress_skipped = set()
-    return skipped
+        self.skipped.add(tp)
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -930,7 +927,7 @@ def create_app(settings: RoutingSettings | None = None) -> faust.App:
             return
         try:
             now = time.monotonic()
-            skipped = skipped_partitions(app.consumer)
+            skipped: set[Any] = app.consumer.skipped  # type: ignore[attr-defined]
             if skipped and now - last_skip_rejoin[0] >= REJOIN_INTERVAL_S:
                 skipped.clear()
                 last_skip_rejoin[0] = now
