@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import compile_path
 
@@ -119,6 +120,11 @@ def health_router(readiness: ReadinessCheck) -> APIRouter:
 
     return router
 
+
+# Redress exports its own Prometheus metrics (RED above) and no OpenTelemetry. FastAPI's native
+# telemetry, on by default, asks OpenTelemetry's global providers (environment lookups) on every
+# request to learn that nobody listens: 2-3% of intake's CPU per complaint, for nothing.
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 MAX_BODY_BYTES = 1_048_576
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from redress_kafka.producer import EventProducer
-from redress_observability.http import health_router, install_common_http
+from redress_observability.http import NO_OPENTELEMETRY, health_router, install_common_http
 
 from redress_intake.api import router
 from redress_intake.fastlane import SubmitFastLane
@@ -47,6 +47,7 @@ def create_app(settings: IntakeSettings | None = None, *, fast_lane: bool = True
         version="1",
         description="Takes complaints and appends them to the event log.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings
     app.state.producer = producer

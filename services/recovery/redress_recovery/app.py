@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from redress_kafka.producer import EventProducer
-from redress_observability.http import health_router, install_common_http
+from redress_observability.http import NO_OPENTELEMETRY, health_router, install_common_http
 
 from redress_recovery.api import router
 from redress_recovery.casebook import Casebook, scratch_path
@@ -71,6 +71,7 @@ def create_app(
         description="Case work on complaints: acknowledgement, responses, remedies, resolution, "
         "reopening, satisfaction, and service guarantees paid exactly once.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings
     app.state.work = CaseWork(

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from redress_kafka.producer import EventProducer
-from redress_observability.http import health_router, install_common_http
+from redress_observability.http import NO_OPENTELEMETRY, health_router, install_common_http
 
 from redress_reporting import metrics as business_metrics
 from redress_reporting.active import ActiveStore
@@ -56,6 +56,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         version="1",
         description="Read models projected from the event log.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     app.state.settings = settings
     app.state.stores = stores
