@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -130,9 +130,11 @@ class EventProducer:
                 await self._producer.stop()
                 self._producer = None
 
-    async def publish(self, envelope: Envelope[Any]) -> RecordMetadata:
+    async def publish(
+        self, envelope: Envelope[Any], *, extra_headers: Sequence[tuple[str, bytes]] = ()
+    ) -> RecordMetadata:
         """Append one event and wait until every in-sync replica has it."""
-        results = await self.publish_many([envelope])
+        results = await self.publish_many([envelope], extra_headers=extra_headers)
         return results[0]
 
     async def _connected(self) -> AIOKafkaProducer:
@@ -183,8 +185,13 @@ class EventProducer:
             raise
         self._timeouts_in_a_row = 0
 
-    async def publish_many(self, envelopes: Iterable[Envelope[Any]]) -> list[RecordMetadata]:
-        """Append events and wait until every in-sync replica has them (one produce timeout)."""
+    async def publish_many(
+        self, envelopes: Iterable[Envelope[Any]], *, extra_headers: Sequence[tuple[str, bytes]] = ()
+    ) -> list[RecordMetadata]:
+        """Append events and wait until every in-sync replica has them (one produce timeout).
+
+        `extra_headers` go on every record after sealing: hints for Redress's own readers (an
+        idempotency digest), not attributes of the event, so outside its hash chain."""
         producer = await self._connected()
         chain = self._chain.batch()
         async with self._acknowledged():
@@ -192,6 +199,7 @@ class EventProducer:
             for envelope in envelopes:
                 key, value, headers = encode_envelope(envelope)
                 headers = chain.seal(headers=headers, value=value)
+                headers.extend(extra_headers)
                 topic = self._settings.topic(envelope.topic)
                 futures.append(await producer.send(topic, value=value, key=key, headers=headers))
             results = list(await asyncio.gather(*futures))

@@ -94,6 +94,48 @@ async def test_idempotency_key_repeat_appends_one_event(
     assert [str(e.data.complaint_id) for e in events] == [first.json()["complaint_id"]]
 
 
+async def test_an_idempotency_key_holds_across_replicas_and_restarts(
+    service_factory: Callable[..., ServiceProcess], kafka_settings: KafkaSettings
+) -> None:
+    """Whichever replica accepted a key, every other one (and the same one after a SIGKILL)
+    answers a retry from the log: one ComplaintReceived, never a second version of it."""
+    first_replica = service_factory("intake").start()
+    second_replica = service_factory("intake").start()
+    headers = {"Idempotency-Key": "ticket-4242"}
+    async with first_replica.client() as client:
+        first = await client.post("/v1/complaints", json=complaint_body(), headers=headers)
+    assert first.status_code == 202, first.text
+
+    async def retry(replica: ServiceProcess, **body: object) -> httpx.Response:
+        async with replica.client() as client:
+            return await client.post(
+                "/v1/complaints", json=complaint_body(**body), headers=headers
+            )
+
+    # The other replica learns the key from the log within milliseconds; allow for a slow CI.
+    deadline = time.monotonic() + 10
+    while True:
+        elsewhere = await retry(second_replica)
+        if elsewhere.headers.get("Idempotent-Replayed") == "true" or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert elsewhere.status_code == 202, elsewhere.text
+    assert elsewhere.headers.get("Idempotent-Replayed") == "true"
+    assert elsewhere.json() == first.json()
+    conflict = await retry(second_replica, description="Another problem, same key.")
+    assert conflict.status_code == 409, conflict.text
+
+    first_replica.kill()
+    first_replica.start()
+    after_restart = await retry(first_replica)
+    assert after_restart.status_code == 202, after_restart.text
+    assert after_restart.headers.get("Idempotent-Replayed") == "true"
+    assert after_restart.json() == first.json()
+
+    events = await read_events(kafka_settings, TopicName.COMPLAINTS)
+    assert [str(e.data.complaint_id) for e in events] == [first.json()["complaint_id"]]
+
+
 @pytest.mark.parametrize(
     ("mutation", "field"),
     [

@@ -31,12 +31,14 @@ class FlakyProducer:
     def __init__(self, failures: int = 1) -> None:
         self.failures = failures
         self.sent: list[bytes] = []
+        self.extra_headers: list[tuple[tuple[str, bytes], ...]] = []
 
-    async def publish(self, envelope: Any) -> None:
-        await self.publish_many([envelope])
+    async def publish(self, envelope: Any, *, extra_headers: Any = ()) -> None:
+        await self.publish_many([envelope], extra_headers=extra_headers)
 
-    async def publish_many(self, envelopes: list[Any]) -> None:
+    async def publish_many(self, envelopes: list[Any], *, extra_headers: Any = ()) -> None:
         self.sent += [encode_envelope(e)[1] for e in envelopes]
+        self.extra_headers.append(tuple(extra_headers))
         if self.failures:
             self.failures -= 1
             raise BrokerUnavailable("no acknowledgement within 5s")

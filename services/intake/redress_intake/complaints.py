@@ -11,10 +11,11 @@ from typing import Any, Literal
 from prometheus_client import Counter
 from redress_events import Envelope, derived_event_id
 from redress_events.catalogue import ComplaintReceived, ComplaintSubmission
-from redress_kafka.producer import EventProducer
+from redress_kafka.producer import BrokerUnavailable, EventProducer
 from redress_observability.metrics import EVENTS_PUBLISHED
 
 from redress_intake.idempotency import (
+    DIGEST_HEADER,
     IdempotencyStore,
     StoredResponse,
     complaint_id_for,
@@ -85,17 +86,23 @@ async def receive_complaint(
         return await _append(submission, complaint_id, uuid.uuid4(), producer, source)
 
     body = fingerprint(submission.model_dump_json().encode())
-    async with store.lock(caller, idempotency_key):
-        stored = store.get(caller, idempotency_key, body)
+    complaint_id = complaint_id_for(caller, idempotency_key)
+    async with store.lock(complaint_id):
+        stored = store.get(complaint_id, body)
+        if stored is None and not store.complete:
+            # Just started: the log may hold this key, written by another replica or by this
+            # one before a restart. Answer once it has been read, not with a second version.
+            if not await store.wait_complete():
+                raise BrokerUnavailable("still reading the keys accepted before this start")
+            stored = store.get(complaint_id, body)
         if stored is not None:
             return Receipt(
                 stored.complaint_id, derived_event_id(stored.complaint_id, "received"), True
             )
-        complaint_id = complaint_id_for(caller, idempotency_key)
         # A retry of an attempt whose outcome is unknown (no ack in time, or the client went
         # away) sends that attempt's very event again: should both land, they are one event
         # written twice, byte for byte, not two versions of it (received_at differed).
-        envelope = store.unconfirmed(caller, idempotency_key, body) or build_received_event(
+        envelope = store.unconfirmed(complaint_id, body) or build_received_event(
             submission=submission,
             complaint_id=complaint_id,
             event_id=derived_event_id(complaint_id, "received"),
@@ -103,12 +110,14 @@ async def receive_complaint(
             submitted_via="http",
         )
         try:
-            receipt = await _publish(envelope, submission, producer)
+            receipt = await _publish(
+                envelope, submission, producer, extra_headers=((DIGEST_HEADER, body.encode()),)
+            )
         except BaseException:
-            store.remember_unconfirmed(caller, idempotency_key, body, envelope)
+            store.remember_unconfirmed(complaint_id, body, envelope)
             raise
-        store.put(caller, idempotency_key, StoredResponse(complaint_id, body, time.monotonic()))
-    store.release(caller, idempotency_key)
+        store.put(StoredResponse(complaint_id, body, time.monotonic()))
+    store.release(complaint_id)
     return receipt
 
 
@@ -130,9 +139,13 @@ async def _append(
 
 
 async def _publish(
-    envelope: Envelope[ComplaintReceived], submission: ComplaintSubmission, producer: EventProducer
+    envelope: Envelope[ComplaintReceived],
+    submission: ComplaintSubmission,
+    producer: EventProducer,
+    *,
+    extra_headers: tuple[tuple[str, bytes], ...] = (),
 ) -> Receipt:
-    await producer.publish(envelope)
+    await producer.publish(envelope, extra_headers=extra_headers)
     _child(EVENTS_PUBLISHED, "intake", envelope.topic.value, envelope.type).inc()
     _child(COMPLAINTS_RECEIVED, submission.channel.value, submission.category).inc()
     return Receipt(envelope.data.complaint_id, envelope.id, False)

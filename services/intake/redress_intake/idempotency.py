@@ -1,8 +1,11 @@
 """Idempotency-Key handling: a repeat of an accepted request gets the same answer, appends nothing.
 
-Ids are derived from (caller, key), so even a replica that never saw the first request (or one
-restarted since) produces the same complaint id and event id, which every consumer drops as a
-duplicate. This store only saves the second append within one replica.
+Ids are derived from (caller, key), so every replica gives a request the same complaint id and
+event id. Which keys were accepted, each replica learns twice: from its own acknowledged writes,
+and from the complaints topic, which every replica follows (`accepted.py`: the request's digest
+travels in a header of keyed ComplaintReceived records). So a retry that reaches another replica,
+or this one after a restart, is answered from the log instead of writing a second version of the
+event with a later received_at.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from typing import Any
 
 from redress_events.envelope import REDRESS_NAMESPACE
 
+# Header of a keyed ComplaintReceived: the digest of the request body it was accepted for.
+DIGEST_HEADER = "redress-request-digest"
+
 
 def complaint_id_for(caller: str, idempotency_key: str | None) -> uuid.UUID:
     if idempotency_key is None:
@@ -28,7 +34,7 @@ def fingerprint(canonical_body: bytes) -> str:
     return hashlib.sha256(canonical_body).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredResponse:
     complaint_id: uuid.UUID
     body_fingerprint: str
@@ -40,28 +46,56 @@ class IdempotencyConflict(Exception):
 
 
 class IdempotencyStore:
-    def __init__(self, *, ttl_s: float, max_keys: int) -> None:
+    """Accepted keys by the complaint id they derive (one id per caller and key), bounded by
+    `max_keys` (least recently used first) and `ttl_s`.
+
+    `complete` is false while the replica is still reading the accepted keys of the last `ttl_s`
+    from the log: a key it does not know yet may then still be one the log has, and a request
+    waits up to `wait_s` for it."""
+
+    def __init__(
+        self, *, ttl_s: float, max_keys: int, complete: bool = True, wait_s: float = 5.0
+    ) -> None:
         self._ttl_s = ttl_s
+        self._wait_s = wait_s
         self._max_keys = max_keys
-        self._responses: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._responses: OrderedDict[uuid.UUID, StoredResponse] = OrderedDict()
+        self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         # Attempts not known to be written (no ack in time): (body fingerprint, event, when).
-        self._unconfirmed: OrderedDict[tuple[str, str], tuple[str, Any, float]] = OrderedDict()
+        self._unconfirmed: OrderedDict[uuid.UUID, tuple[str, Any, float]] = OrderedDict()
+        self._complete = asyncio.Event()
+        if complete:
+            self._complete.set()
 
-    def lock(self, caller: str, key: str) -> asyncio.Lock:
-        return self._locks.setdefault((caller, key), asyncio.Lock())
+    @property
+    def complete(self) -> bool:
+        return self._complete.is_set()
 
-    def release(self, caller: str, key: str) -> None:
-        lock = self._locks.get((caller, key))
+    def mark_complete(self) -> None:
+        self._complete.set()
+
+    async def wait_complete(self) -> bool:
+        """Whether the store became complete within its `wait_s`."""
+        try:
+            await asyncio.wait_for(self._complete.wait(), timeout=self._wait_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def lock(self, complaint_id: uuid.UUID) -> asyncio.Lock:
+        return self._locks.setdefault(complaint_id, asyncio.Lock())
+
+    def release(self, complaint_id: uuid.UUID) -> None:
+        lock = self._locks.get(complaint_id)
         if lock is not None and not lock.locked():
-            self._locks.pop((caller, key), None)
+            self._locks.pop(complaint_id, None)
 
-    def get(self, caller: str, key: str, body_fingerprint: str) -> StoredResponse | None:
-        stored = self._responses.get((caller, key))
+    def get(self, complaint_id: uuid.UUID, body_fingerprint: str) -> StoredResponse | None:
+        stored = self._responses.get(complaint_id)
         if stored is None:
             return None
         if time.monotonic() - stored.stored_at > self._ttl_s:
-            self._responses.pop((caller, key), None)
+            self._responses.pop(complaint_id, None)
             return None
         if stored.body_fingerprint != body_fingerprint:
             raise IdempotencyConflict(
@@ -69,15 +103,15 @@ class IdempotencyStore:
             )
         return stored
 
-    def unconfirmed(self, caller: str, key: str, body_fingerprint: str) -> Any | None:
+    def unconfirmed(self, complaint_id: uuid.UUID, body_fingerprint: str) -> Any | None:
         """The event an earlier attempt with this key sent without learning whether it was
         written, to be sent again as it is (None: no such attempt)."""
-        held = self._unconfirmed.get((caller, key))
+        held = self._unconfirmed.get(complaint_id)
         if held is None:
             return None
         fingerprint_, event, at = held
         if time.monotonic() - at > self._ttl_s:
-            self._unconfirmed.pop((caller, key), None)
+            self._unconfirmed.pop(complaint_id, None)
             return None
         if fingerprint_ != body_fingerprint:
             raise IdempotencyConflict(
@@ -87,16 +121,22 @@ class IdempotencyStore:
         return event
 
     def remember_unconfirmed(
-        self, caller: str, key: str, body_fingerprint: str, event: Any
+        self, complaint_id: uuid.UUID, body_fingerprint: str, event: Any
     ) -> None:
-        self._unconfirmed[(caller, key)] = (body_fingerprint, event, time.monotonic())
-        self._unconfirmed.move_to_end((caller, key))
+        self._unconfirmed[complaint_id] = (body_fingerprint, event, time.monotonic())
+        self._unconfirmed.move_to_end(complaint_id)
         while len(self._unconfirmed) > self._max_keys:
             self._unconfirmed.popitem(last=False)
 
-    def put(self, caller: str, key: str, response: StoredResponse) -> None:
-        self._unconfirmed.pop((caller, key), None)
-        self._responses[(caller, key)] = response
-        self._responses.move_to_end((caller, key))
+    def put(self, response: StoredResponse) -> None:
+        self._unconfirmed.pop(response.complaint_id, None)
+        self._responses[response.complaint_id] = response
+        self._responses.move_to_end(response.complaint_id)
         while len(self._responses) > self._max_keys:
             self._responses.popitem(last=False)
+
+    def learn(self, complaint_id: uuid.UUID, body_fingerprint: str, *, age_s: float) -> None:
+        """A keyed complaint read from the log, written `age_s` ago (by any replica)."""
+        if age_s > self._ttl_s:
+            return
+        self.put(StoredResponse(complaint_id, body_fingerprint, time.monotonic() - age_s))
