@@ -108,9 +108,7 @@ async def test_an_idempotency_key_holds_across_replicas_and_restarts(
 
     async def retry(replica: ServiceProcess, **body: object) -> httpx.Response:
         async with replica.client() as client:
-            return await client.post(
-                "/v1/complaints", json=complaint_body(**body), headers=headers
-            )
+            return await client.post("/v1/complaints", json=complaint_body(**body), headers=headers)
 
     # The other replica learns the key from the log within milliseconds; allow for a slow CI.
     deadline = time.monotonic() + 10
