@@ -112,7 +112,7 @@ def test_records_that_teach_nothing_are_passed_over() -> None:
         keyed_record(uuid.uuid4(), "ab", timestamp=int((now - 7200) * 1000)),  # past the TTL
     ]
     learn_accepted(store, records, now_s=now)
-    assert len(store._responses) == 0
+    assert len(store) == 0
 
 
 async def test_an_incomplete_store_holds_a_keyed_request_until_it_has_read_the_log() -> None:
@@ -135,3 +135,16 @@ async def test_a_store_that_cannot_finish_reading_refuses_keyed_requests() -> No
     store = IdempotencyStore(ttl_s=3600, max_keys=100, complete=False, wait_s=0.05)
     with pytest.raises(BrokerUnavailable):
         await receive(ComplaintSubmission(**complaint_body()), store, RecordingProducer(), "k-5")
+
+
+def test_the_store_keeps_the_most_recent_keys_within_its_bound() -> None:
+    store = IdempotencyStore(ttl_s=3600, max_keys=3)
+    ids = [uuid.uuid4() for _ in range(5)]
+    for n, complaint_id in enumerate(ids):
+        store.learn(complaint_id, str(n) * 64, age_s=0)
+    store.learn(ids[2], "2" * 64, age_s=0)  # learned again: now the most recent
+    assert len(store) == 3
+    assert store.get(ids[0], "0" * 64) is None and store.get(ids[1], "1" * 64) is None
+    assert [store.get(i, str(n) * 64) is not None for n, i in enumerate(ids)][2:] == [True] * 3
+    with pytest.raises(IdempotencyConflict):
+        store.get(ids[4], "3" * 64)

@@ -38,13 +38,12 @@ def learn_accepted(store: IdempotencyStore, records: Iterable[object], *, now_s:
         key = record.key  # type: ignore[attr-defined]
         if not digest or not key:
             continue
+        age_s = max(0.0, now_s - record.timestamp / 1000)  # type: ignore[attr-defined]
         try:
             complaint_id = uuid.UUID(key.decode("ascii"))
-            body_fingerprint = digest.decode("ascii")
+            store.learn(complaint_id, digest.decode("ascii"), age_s=age_s)
         except (ValueError, UnicodeDecodeError):
             continue  # not written by intake; the consumers that own the topic dead-letter it
-        age_s = max(0.0, now_s - record.timestamp / 1000)  # type: ignore[attr-defined]
-        store.learn(complaint_id, body_fingerprint, age_s=age_s)
         learned += 1
     return learned
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import struct
 import time
 import uuid
 from collections import OrderedDict
@@ -32,6 +33,15 @@ def complaint_id_for(caller: str, idempotency_key: str | None) -> uuid.UUID:
 
 def fingerprint(canonical_body: bytes) -> str:
     return hashlib.sha256(canonical_body).hexdigest()
+
+
+# Stored digests keep 128 of the 256 bits: plenty to tell two bodies under one key apart.
+DIGEST_BYTES = 16
+_TIME = struct.Struct("<d")
+
+
+def _digest(body_fingerprint: str) -> bytes:
+    return bytes.fromhex(body_fingerprint)[:DIGEST_BYTES]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +69,9 @@ class IdempotencyStore:
         self._ttl_s = ttl_s
         self._wait_s = wait_s
         self._max_keys = max_keys
-        self._responses: OrderedDict[uuid.UUID, StoredResponse] = OrderedDict()
+        # Packed, as every replica holds up to `max_keys` of them: complaint id bytes →
+        # digest prefix + monotonic time (about 150 bytes a key; 460 as objects).
+        self._responses: dict[bytes, bytes] = {}
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         # Attempts not known to be written (no ack in time): (body fingerprint, event, when).
         self._unconfirmed: OrderedDict[uuid.UUID, tuple[str, Any, float]] = OrderedDict()
@@ -90,18 +102,22 @@ class IdempotencyStore:
         if lock is not None and not lock.locked():
             self._locks.pop(complaint_id, None)
 
+    def __len__(self) -> int:
+        return len(self._responses)
+
     def get(self, complaint_id: uuid.UUID, body_fingerprint: str) -> StoredResponse | None:
-        stored = self._responses.get(complaint_id)
-        if stored is None:
+        packed = self._responses.get(complaint_id.bytes)
+        if packed is None:
             return None
-        if time.monotonic() - stored.stored_at > self._ttl_s:
-            self._responses.pop(complaint_id, None)
+        digest, stored_at = packed[:DIGEST_BYTES], _TIME.unpack_from(packed, DIGEST_BYTES)[0]
+        if time.monotonic() - stored_at > self._ttl_s:
+            self._responses.pop(complaint_id.bytes, None)
             return None
-        if stored.body_fingerprint != body_fingerprint:
+        if digest != _digest(body_fingerprint):
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request body"
             )
-        return stored
+        return StoredResponse(complaint_id, body_fingerprint, stored_at)
 
     def unconfirmed(self, complaint_id: uuid.UUID, body_fingerprint: str) -> Any | None:
         """The event an earlier attempt with this key sent without learning whether it was
@@ -129,11 +145,14 @@ class IdempotencyStore:
             self._unconfirmed.popitem(last=False)
 
     def put(self, response: StoredResponse) -> None:
+        """Raises ValueError for a fingerprint that is not a hex digest."""
+        key = response.complaint_id.bytes
+        packed = _digest(response.body_fingerprint) + _TIME.pack(response.stored_at)
         self._unconfirmed.pop(response.complaint_id, None)
-        self._responses[response.complaint_id] = response
-        self._responses.move_to_end(response.complaint_id)
+        self._responses.pop(key, None)  # re-inserted last: least recently used go first
+        self._responses[key] = packed
         while len(self._responses) > self._max_keys:
-            self._responses.popitem(last=False)
+            del self._responses[next(iter(self._responses))]
 
     def learn(self, complaint_id: uuid.UUID, body_fingerprint: str, *, age_s: float) -> None:
         """A keyed complaint read from the log, written `age_s` ago (by any replica)."""
