@@ -1112,6 +1112,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.full:
         args.routing_events = max(args.routing_events, 250_000)  # ~1,000,000 events projected
         args.rss_complaints = max(args.rss_complaints, 1_000_000)
+        # At this size everything at once cannot catch up on two cores within hours (routing
+        # shares them with the rest): each service meets the million in its own stage.
+        args.only = ",".join("memory-staged" if b == "memory" else b for b in args.only.split(","))
+        args.catch_up_timeout = max(args.catch_up_timeout, 3 * 3600)
         args.rebuild_events = max(args.rebuild_events, 1_000_000)
         args.timeout = max(args.timeout, 6 * 3600)
     return args
