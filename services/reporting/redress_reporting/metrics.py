@@ -168,22 +168,28 @@ def observe_applied(
     engine: Engine,
     *,
     stored: Sequence[Envelope[EventData]] | None = None,
+    stored_ids: Sequence[str] | None = None,
 ) -> None:
     """Move counters and histograms for the events of a committed batch. Never raises: a
     metrics failure must not stop the projection (it is logged). `stored`, when the caller
     knows it (`ReadModelStore.apply(...).fresh`), is the events that very batch stored: then
-    the store is not asked which of `events` it stored from these records."""
+    the store is not asked which of `events` it stored from these records. `stored_ids`: their
+    ids as strings (`...fresh_ids`), where the caller has them (`str(uuid)` is not free)."""
     if not events:
         return
     try:
         with engine.connect() as conn:
-            fresh = _freshly_applied(conn, events) if stored is None else _not_yet_observed(stored)
+            if stored is None:
+                fresh, fresh_ids = _freshly_applied(conn, events)
+            else:
+                ids = [str(e.id) for e in stored] if stored_ids is None else stored_ids
+                fresh, fresh_ids = _not_yet_observed(stored, ids)
             if not fresh:
                 return
             _dirty.set()
             for envelope in fresh:
                 _count(envelope.data)
-            _observe_durations(conn, fresh)
+            _observe_durations(conn, fresh, set(fresh_ids))
     except Exception:
         log.exception("business metrics: observing a batch failed")
 
@@ -197,11 +203,12 @@ _observed_lock = threading.Lock()
 
 def _freshly_applied(
     conn: Connection, events: Sequence[Envelope[EventData]]
-) -> list[Envelope[EventData]]:
+) -> tuple[list[Envelope[EventData]], list[str]]:
     """The events whose stored timeline row came from this very record, each once: a duplicate
     event id read at another position was dropped by the store and is not counted again."""
     stored: dict[str, tuple[str, int, int]] = {}
-    ids = list({str(e.id) for e in events})
+    event_ids = [str(e.id) for e in events]
+    ids = list(set(event_ids))
     for start in range(0, len(ids), 500):
         rows = conn.execute(
             select(
@@ -210,24 +217,31 @@ def _freshly_applied(
         )
         for row in rows:
             stored[row.event_id] = (row.topic, row.partition, row.offset)
-    return _not_yet_observed(
-        [e for e in events if stored.get(str(e.id)) == tuple(e.position or ("", -1, -1))]
-    )
+    found = [
+        (e, event_id)
+        for e, event_id in zip(events, event_ids, strict=True)
+        if stored.get(event_id) == tuple(e.position or ("", -1, -1))
+    ]
+    return _not_yet_observed([e for e, _ in found], [event_id for _, event_id in found])
 
 
-def _not_yet_observed(events: Sequence[Envelope[EventData]]) -> list[Envelope[EventData]]:
-    """The events not observed lately, each once; marks them observed."""
+def _not_yet_observed(
+    events: Sequence[Envelope[EventData]], event_ids: Sequence[str]
+) -> tuple[list[Envelope[EventData]], list[str]]:
+    """The events (with their ids, `event_ids` being theirs) not observed lately, each once;
+    marks them observed."""
     fresh: list[Envelope[EventData]] = []
+    fresh_ids: list[str] = []
     with _observed_lock:
-        for envelope in events:
-            event_id = str(envelope.id)
+        for envelope, event_id in zip(events, event_ids, strict=True):
             if event_id in _observed:
                 continue
             _observed[event_id] = None
             fresh.append(envelope)
+            fresh_ids.append(event_id)
         while len(_observed) > _OBSERVED_MAX:
             _observed.popitem(last=False)
-    return fresh
+    return fresh, fresh_ids
 
 
 def _count(data: EventData) -> None:
@@ -249,11 +263,12 @@ def _count(data: EventData) -> None:
             SATISFACTION.observe(float(data.score))
 
 
-def _observe_durations(conn: Connection, fresh: Sequence[Envelope[EventData]]) -> None:
+def _observe_durations(
+    conn: Connection, fresh: Sequence[Envelope[EventData]], fresh_ids: set[str]
+) -> None:
     """Time to first response and to resolution, observed once per complaint: when the later
     of (its receipt, its first response / resolution) is applied. Topics are not ordered with
-    each other, so either may arrive first."""
-    fresh_ids = {str(e.id) for e in fresh}
+    each other, so either may arrive first. `fresh_ids`: the ids of `fresh`."""
     touched = {
         e.subject
         for e in fresh

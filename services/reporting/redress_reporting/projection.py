@@ -267,25 +267,41 @@ def is_incident_event(event: Envelope[EventData]) -> bool:
 
 
 def timeline_entry(event: Envelope[EventData]) -> TimelineEntry:
-    summary, private = _split(event.data)
-    return TimelineEntry(
-        event_id=str(event.id),
-        complaint_id=event.subject,
-        type=event.type,
-        time=event.time,
-        source=event.source,
-        causation_id=str(event.causation_id) if event.causation_id else None,
-        actor=actor_of(event),
-        rule=rule_of(event.data),
-        reason=_field(event.data, "reason"),
-        summary=summary,
-        personal=private,
-    )
+    return TimelineEntry(**timeline_fields(event))
+
+
+def timeline_fields(event: Envelope[EventData], event_id: str | None = None) -> dict[str, Any]:
+    """`timeline_entry(event)`'s fields as a new dict, in the entry's order (what the store
+    writes, without building the frozen entry); `event_id`: `str(event.id)`, where the caller
+    has it already."""
+    data = event.data
+    summary, private = _split(data)
+    return {
+        "event_id": str(event.id) if event_id is None else event_id,
+        "complaint_id": event.subject,
+        "type": event.type,
+        "time": event.time,
+        "source": event.source,
+        "causation_id": str(event.causation_id) if event.causation_id else None,
+        "actor": actor_of(event),
+        "rule": rule_of(data),
+        "reason": _field(data, "reason"),
+        "summary": summary,
+        "personal": private,
+    }
+
+
+_MODEL_FIELDS: dict[type, frozenset[str]] = {}
 
 
 def _field(data: EventData, name: str) -> Any:
-    """`getattr(data, name, None)`, without pydantic's slow path for a missing attribute."""
-    return getattr(data, name) if name in type(data).model_fields else None
+    """`getattr(data, name, None)`, without pydantic's slow path for a missing attribute (nor
+    its `model_fields` accessor, slow on a class too)."""
+    cls = type(data)
+    names = _MODEL_FIELDS.get(cls)
+    if names is None:
+        names = _MODEL_FIELDS[cls] = frozenset(cls.model_fields)
+    return getattr(data, name) if name in names else None
 
 
 def _split(data: EventData) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -327,8 +343,15 @@ def actor_of(event: Envelope[EventData]) -> str:
     return event.source
 
 
+# Event classes no case of `rule_of` matches (most of them): known after their first event,
+# then answered without trying each case in turn.
+_RULELESS: set[type] = set()
+
+
 def rule_of(data: EventData) -> str | None:
     """The rule or policy behind a decision, as `id@version` where versions are known."""
+    if type(data) in _RULELESS:
+        return None
     match data:
         case ComplaintPrioritized() | ComplaintAssigned():
             return f"{','.join(data.matched_rules)}@{data.rules_version}"
@@ -348,6 +371,7 @@ def rule_of(data: EventData) -> str | None:
             return f"band:{data.failure_type}/{data.severity or '-'}" + (
                 ":outside" if data.outside_band else ""
             )
+    _RULELESS.add(type(data))  # every case returns: none matches this class
     return None
 
 
@@ -385,14 +409,25 @@ def project(view: ComplaintView | None, event: Envelope[EventData]) -> Complaint
     """The complaint row after `event`; None when the event does not concern a complaint row."""
     if is_incident_event(event):
         return None
-    current = _apply(view or ComplaintView(complaint_id=event.subject), event)
-    return replace(
-        current,
-        updated_at=latest(current.updated_at, event.time),
-        first_seen_at=earliest(current.first_seen_at, event.time),
-        status=derive_status(current),
-        breached=_any_breach(current),
-    )
+    return project_complaint(view, event)
+
+
+def project_complaint(view: ComplaintView | None, event: Envelope[EventData]) -> ComplaintView:
+    """`project`, for an event known not to be an incident's."""
+    base = view or ComplaintView(complaint_id=event.subject)
+    current = _apply(base, event)
+    derived = {
+        "updated_at": latest(current.updated_at, event.time),
+        "first_seen_at": earliest(current.first_seen_at, event.time),
+        "status": derive_status(current),
+        "breached": _any_breach(current),
+    }
+    if current is base:
+        return replace(current, **derived)
+    # A view `_apply` has just made, nobody else holds it yet: finished in place rather than
+    # copied once more (a copy of some 60 fields per event).
+    current.__dict__.update(derived)
+    return current
 
 
 def _apply(current: ComplaintView, event: Envelope[EventData]) -> ComplaintView:

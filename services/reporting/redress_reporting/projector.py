@@ -221,7 +221,9 @@ class Projector:
         """Store the events with the offsets that follow them (one transaction), then move the
         business metrics for what that transaction stored."""
         result = self.store.apply(events, group_id=self.group_id, next_offsets=next_offsets)
-        business_metrics.observe_applied(events, self.store.engine, stored=result.fresh)
+        business_metrics.observe_applied(
+            events, self.store.engine, stored=result.fresh, stored_ids=result.fresh_ids
+        )
         return result
 
     async def _commit_to_kafka(self, consumer: AIOKafkaConsumer, *, quiet: bool) -> None:

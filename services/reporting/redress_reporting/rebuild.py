@@ -70,8 +70,10 @@ async def replay(
 ) -> ReplayResult:
     """Apply every record of the projected topics below the end offsets into `store`, storing
     offsets for `group_id` so a projector can continue from there. `fresh_store` (the store
-    is empty and nobody reads it yet): fill it as a bulk load: its secondary indexes are dropped
-    first and made at the end (`ReadModelStore.drop_indexes`), within the time reported."""
+    is empty, nobody reads it yet and only this replay writes it): fill it as a bulk load: its
+    secondary indexes are dropped first and made at the end (`ReadModelStore.drop_indexes`),
+    within the time reported, and the views written lately are kept in memory rather than read
+    back (`ReadModelStore.remember_views`)."""
     consumer = AIOKafkaConsumer(
         **kafka.client_kwargs(),  # type: ignore[arg-type]
         group_id=None,
@@ -94,6 +96,7 @@ async def replay(
     try:
         if fresh_store:
             await asyncio.to_thread(store.drop_indexes)
+            store.remember_views()
         tps = await _partitions(consumer, kafka)
         begins = await consumer.beginning_offsets(tps)
         if stop_at is None:

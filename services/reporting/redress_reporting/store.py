@@ -15,9 +15,14 @@ import json
 import operator
 import types
 import typing
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+
+# The C encoder `json.dumps` uses (None without the accelerator), not in typeshed.
+from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from redress_events import Envelope, EventData
@@ -45,7 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 
 from redress_reporting.projection import (
     ComplaintView,
@@ -53,10 +58,11 @@ from redress_reporting.projection import (
     IncidentView,
     RemedyView,
     SlaClock,
+    TimelineEntry,
     is_incident_event,
-    project,
+    project_complaint,
     project_incident,
-    timeline_entry,
+    timeline_fields,
 )
 
 
@@ -186,6 +192,15 @@ timeline = Table(
     Column("partition", Integer, nullable=False),
     Column("offset", BigInteger, nullable=False),
 )
+# `ReadModelStore.apply` writes a timeline row as `timeline_fields(...)`'s values (in the
+# order of `TimelineEntry`'s fields) followed by the event's position.
+assert timeline.columns.keys() == [
+    *(f.name for f in fields(TimelineEntry)),
+    "topic",
+    "partition",
+    "offset",
+], "the timeline's columns are not TimelineEntry's fields and the position, in that order"
+
 consumer_offsets = Table(
     "consumer_offsets",
     metadata,
@@ -215,7 +230,10 @@ def create_store_engine(url: str, *, bulk_load: bool = False) -> Engine:
     no fsync at all while it fills; `ReadModelStore.create_indexes` makes it durable at the end,
     before anything may switch to it. A crash meanwhile leaves an unfinished store that was
     never switched to: the rebuild is run again into a fresh one."""
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    options: dict[str, Any] = {}
+    if make_url(url).get_backend_name() == "sqlite":
+        options["json_serializer"] = _json_dumps
+    engine = create_engine(url, future=True, pool_pre_ping=True, **options)
     if engine.dialect.name == "sqlite":
         synchronous = "OFF" if bulk_load else "NORMAL"
 
@@ -231,6 +249,23 @@ def create_store_engine(url: str, *, bulk_load: bool = False) -> Engine:
     check_schema(engine)
     _create_missing_indexes(engine)
     return engine
+
+
+_JSON_DEFAULT = json.JSONEncoder().default
+
+
+def _json_dumps(value: Any) -> str:
+    """`json.dumps(value)`, SQLAlchemy's JSON serializer on SQLite (PostgreSQL's driver
+    serializes for itself): the same text, without `json.dumps` making a `JSONEncoder` and
+    its `iterencode` closures anew for each of the two small documents every event writes.
+    The encoder takes `json.dumps`' defaults: a new dict of markers (circular references
+    refused), ASCII only, no indent, ": " and ", ", keys unsorted, none skipped, NaN allowed."""
+    if _c_make_encoder is None:  # an interpreter without the C accelerator
+        return json.dumps(value)
+    encode = _c_make_encoder(
+        {}, _JSON_DEFAULT, encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    return "".join(encode(value, 0))
 
 
 def _secondary_indexes() -> list[Index]:
@@ -340,10 +375,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 @dataclass(frozen=True)
 class Applied:
-    """What one batch did: how many events were new, and those events (in batch order)."""
+    """What one batch did: how many events were new, and those events (in batch order) with
+    their ids as strings."""
 
     applied: int
     fresh: list[Envelope[EventData]]
+    fresh_ids: list[str]
 
 
 class _Writer:
@@ -433,15 +470,29 @@ class _Writer:
         if not rows:
             return
         plan = self._plan(table, upsert)
-        get, processed = plan.get, plan.processed
-        params: list[Any] = []
-        for row in rows:
-            values = get(row)
+        get = plan.get
+        self._execute(conn, plan, [get(row) for row in rows])
+
+    def insert_values(self, conn: Connection, table: Table, rows: list[list[Any]]) -> None:
+        """`insert`, each row given as a new list of its values in the table's column order
+        (no dict to build and read back per row). The lists are processed in place."""
+        if not rows:
+            return
+        plan = self._plan(table, False)
+        if plan.names != list(table.columns.keys()):  # a dialect ordering them otherwise
+            keys = table.columns.keys()
+            self.insert(conn, table, [dict(zip(keys, row, strict=True)) for row in rows])
+            return
+        self._execute(conn, plan, rows)
+
+    def _execute(self, conn: Connection, plan: _InsertPlan, params: list[Any]) -> None:
+        """Run `plan` for these rows (lists in `plan.names` order, processed in place)."""
+        processed = plan.processed
+        for values in params:
             for index, process, skip in processed:
                 value = values[index]
                 if value is not None or not skip:
                     values[index] = process(value)
-            params.append(values)
         if not plan.positional:
             names = plan.names
             params = [dict(zip(names, values, strict=True)) for values in params]
@@ -614,6 +665,8 @@ class ReadModelStore:
         self.engine = engine
         self._writer_cache: _Writer | None = None
         self._by_key_cache: _ByKey | None = None
+        self._recent: OrderedDict[str, ComplaintView] | None = None
+        self._recent_limit = 0
 
     @property
     def url(self) -> str:
@@ -631,6 +684,15 @@ class ReadModelStore:
         with self.engine.begin() as conn:
             for index in _secondary_indexes():
                 index.drop(conn, checkfirst=True)
+
+    def remember_views(self, limit: int = 20_000) -> None:
+        """For a store only this object writes (a rebuild's or verify's fresh store): keep the
+        views of the last `limit` complaints committed in memory, so a batch loads from the
+        database only the complaints it has not met lately (a complaint's events are spread
+        over several batches; a view holds some 2 KB). Never for a live store: replicas share
+        it, and a view one replica kept would miss what another wrote since."""
+        self._recent = OrderedDict()
+        self._recent_limit = limit
 
     def create_indexes(self) -> None:
         """The indexes `drop_indexes` dropped; then, on SQLite, everything written so far is
@@ -673,42 +735,70 @@ class ReadModelStore:
             ids = [str(e.id) for e in events]
             seen = _already_applied(conn, ids, reader=reader)
             fresh: list[Envelope[EventData]] = []
+            fresh_ids: list[str] = []
             for event_id, envelope in zip(ids, events, strict=True):
                 if event_id not in seen:
                     seen.add(event_id)
                     fresh.append(envelope)
+                    fresh_ids.append(event_id)
             incident_flags = [is_incident_event(e) for e in fresh]
-            before = load_views(
+            before = self._load_views(
                 conn,
                 {
                     e.subject
                     for e, incident in zip(fresh, incident_flags, strict=True)
                     if not incident
                 },
-                reader=reader,
+                reader,
             )
             views = dict(before)
             incident_views: dict[str, IncidentView | None] = {}
-            rows: list[dict[str, Any]] = []
-            for envelope, incident in zip(fresh, incident_flags, strict=True):
-                topic, partition, offset = envelope.position or ("", -1, -1)
-                row = timeline_entry(envelope).__dict__.copy()
-                row["topic"], row["partition"], row["offset"] = topic, partition, offset
-                rows.append(row)
+            rows: list[list[Any]] = []
+            for event_id, envelope, incident in zip(fresh_ids, fresh, incident_flags, strict=True):
+                rows.append(
+                    [
+                        *timeline_fields(envelope, event_id).values(),
+                        *(envelope.position or ("", -1, -1)),
+                    ]
+                )
                 subject = envelope.subject
                 if incident:
                     if subject not in incident_views:
                         incident_views[subject] = _load_incident(conn, subject, reader=reader)
                     incident_views[subject] = project_incident(incident_views[subject], envelope)
                 else:
-                    views[subject] = project(views[subject], envelope)
-            writer.insert(conn, timeline, rows)
+                    views[subject] = project_complaint(views[subject], envelope)
+            writer.insert_values(conn, timeline, rows)
             _save_views(conn, writer, before, views, by_key=reader)
             for incident_view in incident_views.values():
                 if incident_view is not None:
                     _save_incident(conn, incident_view, writer=writer)
             _save_offsets(conn, group_id, next_offsets, writer=writer)
-        return Applied(applied=len(fresh), fresh=fresh)
+        self._remember(views)  # committed: only now are these the stored views
+        return Applied(applied=len(fresh), fresh=fresh, fresh_ids=fresh_ids)
+
+    def _load_views(
+        self, conn: Connection, complaint_ids: set[str], reader: _ByKey
+    ) -> dict[str, ComplaintView | None]:
+        recent = self._recent
+        if recent is None:
+            return load_views(conn, complaint_ids, reader=reader)
+        # In `load_views`' order (sorted), so rows are written in the same order either way.
+        ids = sorted(complaint_ids)
+        known = {i: recent[i] for i in ids if i in recent}
+        loaded = load_views(conn, [i for i in ids if i not in known], reader=reader)
+        return {i: known[i] if i in known else loaded[i] for i in ids}
+
+    def _remember(self, views: dict[str, ComplaintView | None]) -> None:
+        recent = self._recent
+        if recent is None:
+            return
+        for complaint_id, view in views.items():
+            if view is not None:
+                recent[complaint_id] = view
+                recent.move_to_end(complaint_id)
+        while len(recent) > self._recent_limit:
+            recent.popitem(last=False)
 
     def _sql(self, conn: Connection) -> tuple[_Writer, _ByKey]:
         dialect = conn.dialect

@@ -5,6 +5,7 @@ a batch lost in a crash before its commit, or delivered twice, changes nothing."
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,70 @@ def test_bulk_load_drops_and_makes_the_indexes_again(tmp_path: Path) -> None:
     store.dispose()
     reopened = _store(tmp_path)
     assert _index_names(reopened) == wanted
+
+
+def test_a_store_remembering_its_views_stores_what_a_plain_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild's store keeps the views it committed instead of reading them back: same rows,
+    batch after batch, and a batch that failed before its commit leaves nothing remembered."""
+    events = _mixed()
+    plain, remembering = _store(tmp_path, "a.db"), _store(tmp_path, "b.db")
+    remembering.remember_views(limit=2)  # fewer than the complaints: some are read back
+    batches = [events[:7], events[7:20], events[20:21], events[21:]]
+    for batch in batches[:2]:
+        for target in (plain, remembering):
+            target.apply(batch, group_id="g", next_offsets=_offsets(batch))
+    assert _rows(remembering) == _rows(plain)
+
+    def crash(*_: Any, **__: Any) -> None:
+        raise RuntimeError("killed before the commit")
+
+    monkeypatch.setattr(store_module, "_save_offsets", crash)
+    with pytest.raises(RuntimeError):
+        remembering.apply(events[20:], group_id="g", next_offsets=_offsets(events[20:]))
+    monkeypatch.undo()
+    for batch in batches[2:]:
+        for target in (plain, remembering):
+            target.apply(batch, group_id="g", next_offsets=_offsets(batch))
+    assert _rows(remembering) == _rows(plain)
+    assert remembering.offsets("g") == plain.offsets("g")
+    with remembering.engine.connect() as conn:
+        for n in (1, 2, 3):
+            assert load_view(conn, cid(n)) == _fold([e for e in events if e.subject == cid(n)])
+
+
+def test_project_complaint_leaves_the_view_it_was_given_alone() -> None:
+    events = Story(1).full_life(breach=True).events
+    views: list[ComplaintView | None] = [None]
+    for event in events:
+        views.append(project(views[-1], event))
+    copies = [dataclasses.replace(v) for v in views if v is not None]
+    for view, event in zip(views, events, strict=False):
+        project(view, event)  # once more from the same view
+    assert [v for v in views if v is not None] == copies
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        {"a": 1, "b": [1.5, None, True, False], "c": {"d": 'é ✓ \u2028 "q" \\ \n'}},
+        {"nan": float("nan"), "inf": float("inf"), "big": 10**30, "neg": -0.0},
+        ["x", 1, 2.25],
+        "text",
+        None,
+    ],
+)
+def test_the_sqlite_json_serializer_writes_what_json_dumps_does(value: Any) -> None:
+    assert store_module._json_dumps(value) == json.dumps(value)
+
+
+def test_the_sqlite_json_serializer_refuses_what_json_dumps_refuses() -> None:
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError):
+        store_module._json_dumps(looped)
+    with pytest.raises(TypeError):
+        store_module._json_dumps({"when": object()})
+    assert store_module._json_dumps({"fine": "again"}) == json.dumps({"fine": "again"})
