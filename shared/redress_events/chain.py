@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -133,10 +133,14 @@ class ChainSealer:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
-        self._heads: OrderedDict[tuple[str, str], ChainHead] = OrderedDict()
+        # Least recently written first (a plain dict: re-inserting moves a key to the end).
+        # Heads are packed: a writer holds up to `capacity` of them, one per complaint it wrote
+        # about lately, and as objects they took some 700 bytes each (70 MB per writer).
+        self._heads: dict[tuple[str, str], bytes | ChainHead] = {}
 
     def head(self, *, source: str, subject: str) -> ChainHead | None:
-        return self._heads.get((source, subject))
+        stored = self._heads.get((source, subject))
+        return _unpack(stored) if isinstance(stored, bytes) else stored
 
     def __len__(self) -> int:
         return len(self._heads)
@@ -145,10 +149,40 @@ class ChainSealer:
         return SealedBatch(self)
 
     def _remember(self, key: tuple[str, str], head: ChainHead) -> None:
-        self._heads[key] = head
-        self._heads.move_to_end(key)
-        while len(self._heads) > self._capacity:
-            self._heads.popitem(last=False)
+        heads = self._heads
+        heads.pop(key, None)
+        heads[(sys.intern(key[0]), key[1])] = _pack(head)
+        while len(heads) > self._capacity:
+            del heads[next(iter(heads))]
+
+
+_NO_PREV = b"\x00"
+_PREV = b"\x01"
+
+
+def _pack(head: ChainHead) -> bytes | ChainHead:
+    """event id (16) + digest (32) + flag (1) [+ prev id (16) + prev digest (32)]; the head
+    itself when a part is not in the form Redress writes (a UUID, 64 lowercase hex)."""
+    try:
+        event_id = uuid.UUID(head.event_id)
+        digest = bytes.fromhex(head.digest)
+        packed = event_id.bytes + digest
+        if head.prev is None:
+            packed += _NO_PREV
+        elif head.prev_digest is not None:
+            packed += _PREV + head.prev.bytes + bytes.fromhex(head.prev_digest)
+        else:
+            return head
+    except ValueError:
+        return head
+    return packed if _unpack(packed) == head else head
+
+
+def _unpack(packed: bytes) -> ChainHead:
+    event_id, digest = str(uuid.UUID(bytes=packed[:16])), packed[16:48].hex()
+    if packed[48:49] == _NO_PREV:
+        return ChainHead(event_id, digest, None, None)
+    return ChainHead(event_id, digest, uuid.UUID(bytes=packed[49:65]), packed[65:97].hex())
 
 
 class SealedBatch:
