@@ -38,7 +38,10 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="Makes the request safe to retry: a repeat returns the same complaint id",
+        description="Makes the request safe to retry, on any replica and across restarts, "
+        "for `REDRESS_INTAKE_IDEMPOTENCY_TTL_S` (a day by default): a repeat returns the same "
+        "complaint id with `Idempotent-Replayed: true` and appends nothing; the same key with "
+        "another body is 409",
     ),
     StringConstraints(min_length=1, max_length=255),
 ]
