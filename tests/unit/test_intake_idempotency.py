@@ -74,6 +74,7 @@ async def test_a_key_learned_from_the_log_is_answered_without_a_write() -> None:
     receipt = await receive(submission, store, producer, "k-1")
     assert receipt.replayed and receipt.complaint_id == complaint_id
     assert producer.extra_headers == []
+    assert store._locks == {}  # an early answer releases its lock too
 
 
 async def test_another_body_under_a_key_learned_from_the_log_is_a_conflict() -> None:

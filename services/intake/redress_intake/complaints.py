@@ -87,37 +87,40 @@ async def receive_complaint(
 
     body = fingerprint(submission.model_dump_json().encode())
     complaint_id = complaint_id_for(caller, idempotency_key)
-    async with store.lock(complaint_id):
-        stored = store.get(complaint_id, body)
-        if stored is None and not store.complete:
-            # Just started: the log may hold this key, written by another replica or by this
-            # one before a restart. Answer once it has been read, not with a second version.
-            if not await store.wait_complete():
-                raise BrokerUnavailable("still reading the keys accepted before this start")
+    try:
+        async with store.lock(complaint_id):
             stored = store.get(complaint_id, body)
-        if stored is not None:
-            return Receipt(
-                stored.complaint_id, derived_event_id(stored.complaint_id, "received"), True
+            if stored is None and not store.complete:
+                # Just started: the log may hold this key, written by another replica or by this
+                # one before a restart. Answer once it has been read, not with a second version.
+                if not await store.wait_complete():
+                    raise BrokerUnavailable("still reading the keys accepted before this start")
+                stored = store.get(complaint_id, body)
+            if stored is not None:
+                return Receipt(
+                    stored.complaint_id, derived_event_id(stored.complaint_id, "received"), True
+                )
+            # A retry of an attempt whose outcome is unknown (no ack in time, or the client went
+            # away) sends that attempt's very event again: should both land, they are one event
+            # written twice, byte for byte, not two versions of it (received_at differed).
+            envelope = store.unconfirmed(complaint_id, body) or build_received_event(
+                submission=submission,
+                complaint_id=complaint_id,
+                event_id=derived_event_id(complaint_id, "received"),
+                source=source,
+                submitted_via="http",
             )
-        # A retry of an attempt whose outcome is unknown (no ack in time, or the client went
-        # away) sends that attempt's very event again: should both land, they are one event
-        # written twice, byte for byte, not two versions of it (received_at differed).
-        envelope = store.unconfirmed(complaint_id, body) or build_received_event(
-            submission=submission,
-            complaint_id=complaint_id,
-            event_id=derived_event_id(complaint_id, "received"),
-            source=source,
-            submitted_via="http",
-        )
-        try:
-            receipt = await _publish(
-                envelope, submission, producer, extra_headers=((DIGEST_HEADER, body.encode()),)
-            )
-        except BaseException:
-            store.remember_unconfirmed(complaint_id, body, envelope)
-            raise
-        store.put(StoredResponse(complaint_id, body, time.monotonic()))
-    store.release(complaint_id)
+            try:
+                receipt = await _publish(
+                    envelope, submission, producer, extra_headers=((DIGEST_HEADER, body.encode()),)
+                )
+            except BaseException:
+                store.remember_unconfirmed(complaint_id, body, envelope)
+                raise
+            store.put(StoredResponse(complaint_id, body, time.monotonic()))
+    finally:
+        # Also after an early answer: a lock per replayed key would otherwise stay for ever.
+        store.release(complaint_id)
     return receipt
 
 
