@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redress_events import TopicName
+from redress_kafka.following import follow_until_stopped, partitions_of
 from redress_kafka.settings import KafkaSettings
 from redress_observability.metrics import CONSUMER_LAG
 
@@ -73,25 +74,7 @@ class AcceptedKeysFollower:
 
     async def run(self) -> None:
         """Follow until `stop()`; reconnects on broker loss, resuming from its own positions."""
-        while not self._stopping.is_set():
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("following accepted keys failed; restarting in 1s")
-                await asyncio.sleep(1.0)
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        name = self.kafka.topic(TopicName.COMPLAINTS)
-        while not self._stopping.is_set():
-            partitions = consumer.partitions_for_topic(name)
-            if partitions:
-                return [TopicPartition(name, p) for p in sorted(partitions)]
-            # A consumer without a group subscription has no public way to ask for metadata.
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.5)
-        return []
+        await follow_until_stopped(self._follow, self._stopping, what="following accepted keys")
 
     async def _starts(
         self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]
@@ -118,9 +101,7 @@ class AcceptedKeysFollower:
         )
         await consumer.start()
         try:
-            tps = await self._partitions(consumer)
-            if not tps:
-                return
+            tps = await partitions_of(consumer, [self.kafka.topic(TopicName.COMPLAINTS)])
             consumer.assign(tps)
             for tp, offset in (await self._starts(consumer, tps)).items():
                 consumer.seek(tp, offset)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redress_events import InvalidEvent, TopicName, decode_record
+from redress_kafka.following import follow_until_stopped, partitions_of
 from redress_kafka.settings import KafkaSettings
 from redress_observability.metrics import CONSUMER_LAG, EVENTS_PROCESSED
 
@@ -41,14 +42,7 @@ class CaseFollower:
 
     async def run(self) -> None:
         """Follow until `stop()`; reconnects on broker loss, resuming from its own positions."""
-        while not self._stopping.is_set():
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("case follower failed; restarting in 1s")
-                await asyncio.sleep(1.0)
+        await follow_until_stopped(self._follow, self._stopping, what="case follower")
 
     def reached(self, targets: Mapping[TopicPartition, int]) -> bool:
         return all(self.positions.get(tp, 0) >= offset for tp, offset in targets.items())
@@ -57,18 +51,6 @@ class CaseFollower:
         """Return once the casebook holds every record before `targets` (next offsets)."""
         async with self._progress:
             await self._progress.wait_for(lambda: self.reached(targets))
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        names = [self.kafka.topic(t) for t in FOLLOWED_TOPICS]
-        for _ in range(30):
-            found = {name: consumer.partitions_for_topic(name) for name in names}
-            if all(found.values()):
-                return [TopicPartition(n, p) for n, parts in found.items() for p in sorted(parts)]
-            # A consumer without a group subscription has no public way to ask for metadata.
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.5)
-        missing = [n for n, parts in found.items() if not parts]
-        raise RuntimeError(f"topics not found: {missing}")
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -81,7 +63,7 @@ class CaseFollower:
         )
         await consumer.start()
         try:
-            tps = await self._partitions(consumer)
+            tps = await partitions_of(consumer, [self.kafka.topic(t) for t in FOLLOWED_TOPICS])
             consumer.assign(tps)
             # One ListOffsets request for all partitions (seeking one by one costs seconds).
             beginnings = await consumer.beginning_offsets(tps)
