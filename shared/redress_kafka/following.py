@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from redress_observability.metrics import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +43,23 @@ async def follow_until_stopped(
         except Exception:
             log.exception("%s failed; restarting in 1s", what)
             await asyncio.sleep(1.0)
+
+
+def record_lag(
+    consumer: AIOKafkaConsumer,
+    positions: Mapping[TopicPartition, int],
+    *,
+    service: str,
+    group: str,
+) -> int:
+    """Set `redress_consumer_lag_messages` for each partition the consumer knows a high
+    watermark of (records between it and `positions`); returns the total."""
+    total = 0
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        lag = max(0, highwater - positions.get(tp, 0))
+        total += lag
+        CONSUMER_LAG.labels(service, group, tp.topic, str(tp.partition)).set(lag)
+    return total

@@ -50,7 +50,10 @@ def keyed_record(complaint_id: uuid.UUID, digest: str, **kwargs: Any) -> Record:
 
 
 def receive(
-    submission: ComplaintSubmission, store: IdempotencyStore, producer: RecordingProducer, key: str
+    submission: ComplaintSubmission,
+    store: IdempotencyStore,
+    producer: RecordingProducer,
+    key: str | None,
 ) -> Any:
     return receive_complaint(
         submission=submission,
@@ -90,14 +93,7 @@ async def test_a_keyed_write_carries_its_digest_and_an_unkeyed_one_none() -> Non
     store = IdempotencyStore(ttl_s=3600, max_keys=100)
     producer = RecordingProducer()
     await receive(submission, store, producer, "k-3")
-    await receive_complaint(
-        submission=submission,
-        caller="crm",
-        idempotency_key=None,
-        producer=producer,  # type: ignore[arg-type]
-        store=store,
-        source="/redress/intake",
-    )
+    await receive(submission, store, producer, None)
     assert producer.extra_headers == [((DIGEST_HEADER, digest_of(submission).encode()),), ()]
 
 

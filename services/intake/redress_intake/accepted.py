@@ -17,9 +17,8 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redress_events import TopicName
-from redress_kafka.following import follow_until_stopped, partitions_of
+from redress_kafka.following import follow_until_stopped, partitions_of, record_lag
 from redress_kafka.settings import KafkaSettings
-from redress_observability.metrics import CONSUMER_LAG
 
 from redress_intake.idempotency import DIGEST_HEADER, IdempotencyStore
 
@@ -115,20 +114,12 @@ class AcceptedKeysFollower:
                     self._positions[tp] = max(
                         self._positions.get(tp, 0), await consumer.position(tp)
                     )
-                self._observe(consumer, tps)
+                self._observe(consumer)
         finally:
             await consumer.stop()
 
-    def _observe(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
-        total = 0
-        for tp in tps:
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            lag = max(0, highwater - self._positions.get(tp, 0))
-            total += lag
-            CONSUMER_LAG.labels("intake", LAG_GROUP, tp.topic, str(tp.partition)).set(lag)
-        self.lag = total
+    def _observe(self, consumer: AIOKafkaConsumer) -> None:
+        self.lag = record_lag(consumer, self._positions, service="intake", group=LAG_GROUP)
         ends = self._start_ends or {}
         if not self.store.complete and all(
             self._positions.get(tp, 0) >= end for tp, end in ends.items()

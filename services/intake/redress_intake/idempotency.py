@@ -57,7 +57,7 @@ class IdempotencyConflict(Exception):
 
 class IdempotencyStore:
     """Accepted keys by the complaint id they derive (one id per caller and key), bounded by
-    `max_keys` (least recently used first) and `ttl_s`.
+    `max_keys` (the least recently stored go first) and `ttl_s`.
 
     `complete` is false while the replica is still reading the accepted keys of the last `ttl_s`
     from the log: a key it does not know yet may then still be one the log has, and a request

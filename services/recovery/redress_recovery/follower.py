@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redress_events import InvalidEvent, TopicName, decode_record
-from redress_kafka.following import follow_until_stopped, partitions_of
+from redress_kafka.following import follow_until_stopped, partitions_of, record_lag
 from redress_kafka.settings import KafkaSettings
-from redress_observability.metrics import CONSUMER_LAG, EVENTS_PROCESSED
+from redress_observability.metrics import EVENTS_PROCESSED
 
 from redress_recovery.casebook import Casebook
 
@@ -81,7 +81,7 @@ class CaseFollower:
                     # An empty partition (or one past compacted gaps) still counts as read.
                     position = await consumer.position(tp)
                     self.positions[tp] = max(self.positions.get(tp, 0), position)
-                self._update_lag(consumer, tps)
+                self._update_lag(consumer)
                 await self._notify()
         finally:
             await consumer.stop()
@@ -102,16 +102,8 @@ class CaseFollower:
             if self.casebook.apply(envelope):
                 EVENTS_PROCESSED.labels("recovery", envelope.data.topic.value, envelope.type).inc()
 
-    def _update_lag(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
-        total = 0
-        for tp in tps:
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            lag = max(0, highwater - self.positions.get(tp, 0))
-            total += lag
-            CONSUMER_LAG.labels("recovery", "follower", tp.topic, str(tp.partition)).set(lag)
-        self.lag = total
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        self.lag = record_lag(consumer, self.positions, service="recovery", group="follower")
         if not self.caught_up and self._start_ends is not None:
             self.caught_up = self.reached(self._start_ends)
             if self.caught_up:
