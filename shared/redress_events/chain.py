@@ -27,6 +27,7 @@ import hashlib
 import json
 import sys
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -133,10 +134,12 @@ class ChainSealer:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
-        # Least recently written first (a plain dict: re-inserting moves a key to the end).
+        # Least recently written first. An OrderedDict, not a dict: evicting a plain dict's first
+        # key (`next(iter(d))`) walks past every slot deleted before it, and with the cache full
+        # that cost grew to 70 µs per event (27% of intake's CPU after 500,000 complaints).
         # Heads are packed: a writer holds up to `capacity` of them, one per complaint it wrote
         # about lately, and as objects they took some 700 bytes each (70 MB per writer).
-        self._heads: dict[tuple[str, str], bytes | ChainHead] = {}
+        self._heads: OrderedDict[tuple[str, str], bytes | ChainHead] = OrderedDict()
 
     def head(self, *, source: str, subject: str) -> ChainHead | None:
         stored = self._heads.get((source, subject))
@@ -153,7 +156,7 @@ class ChainSealer:
         heads.pop(key, None)
         heads[(sys.intern(key[0]), key[1])] = _pack(head)
         while len(heads) > self._capacity:
-            del heads[next(iter(heads))]
+            heads.popitem(last=False)
 
 
 _NO_PREV = b"\x00"

@@ -70,8 +70,9 @@ class IdempotencyStore:
         self._wait_s = wait_s
         self._max_keys = max_keys
         # Packed, as every replica holds up to `max_keys` of them: complaint id bytes →
-        # digest prefix + monotonic time (about 150 bytes a key; 460 as objects).
-        self._responses: dict[bytes, bytes] = {}
+        # digest prefix + monotonic time (about 150 bytes a key; 460 as objects). An OrderedDict:
+        # evicting a plain dict's oldest key walks past every slot deleted before it.
+        self._responses: OrderedDict[bytes, bytes] = OrderedDict()
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         # Attempts not known to be written (no ack in time): (body fingerprint, event, when).
         self._unconfirmed: OrderedDict[uuid.UUID, tuple[str, Any, float]] = OrderedDict()
@@ -152,7 +153,7 @@ class IdempotencyStore:
         self._responses.pop(key, None)  # re-inserted last: least recently used go first
         self._responses[key] = packed
         while len(self._responses) > self._max_keys:
-            del self._responses[next(iter(self._responses))]
+            self._responses.popitem(last=False)
 
     def learn(self, complaint_id: uuid.UUID, body_fingerprint: str, *, age_s: float) -> None:
         """A keyed complaint read from the log, written `age_s` ago (by any replica)."""
