@@ -6,6 +6,10 @@ compared with), printing one JSON line of what it measured.
         --decode: json.loads of every record value, the least any consumer of JSON does)
     python -m benchmarks.raw_loops pipe --bootstrap B --source t1 --sink t2 --group g --expect N
         consume → produce one record per input (acks=all, idempotent) → commit per batch
+    python -m benchmarks.raw_loops routing-shaped --bootstrap B --complaints t --decisions t
+            --prefix p --expect N
+        the same Kafka traffic per complaint as routing, with no framework and no logic (see
+        `routing_shaped`)
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -123,6 +129,127 @@ async def pipe(
     }
 
 
+PRIORITIZED = b"redress.routing.prioritized.v1"
+ASSIGNED = b"redress.routing.assigned.v1"
+CLOCK_STARTED = b"redress.routing.sla_clock_started.v1"
+# The internal topics routing_shaped writes beside the two shared ones (routing's by-customer and
+# by-product copies and its table changelogs); the caller creates them, `prefix` + name.
+ROUTING_SHAPED_TOPICS = ("by-customer", "by-product", "history-changelog", "clocks-changelog")
+
+
+async def routing_shaped(
+    bootstrap: str, complaints: str, decisions: str, prefix: str, expect: int, batch: int
+) -> dict[str, float]:
+    """What routing's worker does per complaint on Kafka, done by four raw aiokafka loops in one
+    process with one producer, as faust runs routing's four agents:
+
+    - re-key: read complaints, write two copies (the by-customer and by-product topics);
+    - prioritize: read by-customer, write two decisions (prioritized, assigned) and one
+      changelog record;
+    - surge: read by-product;
+    - clocks: read complaints and decisions, and for each prioritized one write a decision (the
+      clock started) and one changelog record.
+
+    So 7 records read and 7 written per complaint, each loop committing per batch after its
+    writes are acknowledged (acks=all, idempotent). Values are the input's bytes, copied: no
+    decoding, no rules, no state. The count that ends the run is the prioritized decisions
+    written, the figure routing's own row is measured by.
+    """
+    by_customer, by_product, history, clocks = (prefix + name for name in ROUTING_SHAPED_TOPICS)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=1
+    )
+    await producer.start()
+    prioritized = 0
+    first: float | None = None
+    all_prioritized = asyncio.Event()
+
+    def out(topic: str, record: Any, ce_type: bytes | None = None) -> Awaitable[Any]:
+        headers = list(record.headers)
+        if ce_type is not None:
+            headers = [(k, v) for k, v in headers if k != "ce_type"] + [("ce_type", ce_type)]
+        return producer.send(topic, key=record.key, value=record.value, headers=headers)
+
+    def rekey(record: Any) -> list[Awaitable[Any]]:
+        return [out(by_customer, record), out(by_product, record)]
+
+    def prioritize(record: Any) -> list[Awaitable[Any]]:
+        return [
+            out(decisions, record, PRIORITIZED),
+            out(decisions, record, ASSIGNED),
+            out(history, record),
+        ]
+
+    def surge(record: Any) -> list[Awaitable[Any]]:
+        return []
+
+    def track_clocks(record: Any) -> list[Awaitable[Any]]:
+        if dict(record.headers or ()).get("ce_type") != PRIORITIZED:
+            return []
+        return [out(decisions, record, CLOCK_STARTED), out(clocks, record)]
+
+    async def loop(name: str, topics: list[str], handle: Callable[[Any], list[Any]]) -> None:
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=f"{prefix}{name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=batch,
+        )
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=100, max_records=batch)
+                if not batches:
+                    continue
+                sends = [
+                    send for records in batches.values() for r in records for send in handle(r)
+                ]
+                await asyncio.gather(*[await send for send in sends])
+                await consumer.commit(
+                    {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+                )
+                if handle is prioritize:
+                    count_prioritized(sum(len(records) for records in batches.values()))
+        finally:
+            await consumer.stop()
+
+    def count_prioritized(written: int) -> None:
+        nonlocal prioritized, first
+        first = first or time.monotonic()
+        prioritized += written
+        if prioritized >= expect:
+            all_prioritized.set()
+
+    started = time.monotonic()
+    loops = [
+        asyncio.create_task(loop("rekey", [complaints], rekey)),
+        asyncio.create_task(loop("prioritize", [by_customer], prioritize)),
+        asyncio.create_task(loop("surge", [by_product], surge)),
+        asyncio.create_task(loop("clocks", [complaints, decisions], track_clocks)),
+    ]
+    try:
+        waiting = asyncio.create_task(all_prioritized.wait())
+        await asyncio.wait([waiting, *loops], return_when=asyncio.FIRST_COMPLETED)
+        for task in loops:
+            if task.done():
+                task.result()  # a loop that ended early raised: say why
+        done = time.monotonic()
+    finally:
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await producer.stop()
+    first = first or done
+    return {
+        "events": prioritized,
+        "seconds": done - first,
+        "wall_seconds": done - started,
+        "events_per_s": prioritized / (done - first) if done > first else 0.0,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.raw_loops")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,8 +265,26 @@ def main() -> None:
     p.add_argument("--group", required=True)
     p.add_argument("--expect", type=int, required=True)
     p.add_argument("--batch", type=int, default=500)
+    r = sub.add_parser("routing-shaped")
+    r.add_argument("--bootstrap", required=True)
+    r.add_argument("--complaints", required=True)
+    r.add_argument("--decisions", required=True)
+    r.add_argument("--prefix", required=True)
+    r.add_argument("--expect", type=int, required=True)
+    r.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
-    if args.command == "consume":
+    if args.command == "routing-shaped":
+        result = asyncio.run(
+            routing_shaped(
+                args.bootstrap,
+                args.complaints,
+                args.decisions,
+                args.prefix,
+                args.expect,
+                args.batch,
+            )
+        )
+    elif args.command == "consume":
         result = asyncio.run(
             consume(args.bootstrap, args.topics.split(","), args.batch, decode=args.decode)
         )
