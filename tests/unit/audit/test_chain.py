@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import uuid
+from typing import Any
 
 import pytest
 from redress_audit.integrity import FAILURE, IntegrityReport, verify
@@ -102,16 +103,23 @@ def test_resending_the_head_gives_a_byte_identical_record() -> None:
 
 def test_heads_are_an_lru_of_bounded_size() -> None:
     sealer = ChainSealer(capacity=2)
-    for envelope in (
-        complaint_story(uuid.uuid4())[:1]
-        + complaint_story(uuid.uuid4())[:1]
-        + complaint_story(uuid.uuid4())[:1]
-    ):
+    first, second, third = (complaint_story(uuid.uuid4())[:1] for _ in range(3))
+
+    def write(envelope: Any) -> None:
         batch = sealer.batch()
         _, value, headers = encode_envelope(envelope)
         batch.seal(headers=headers, value=value)
         batch.commit()
+
+    def known(story: list[Any]) -> bool:
+        return sealer.head(source=story[0].source, subject=story[0].subject) is not None
+
+    write(first[0])
+    write(second[0])
+    write(first[0])  # written again (a redelivered input): now the most recent of the two
+    write(third[0])
     assert len(sealer) == 2
+    assert known(first) and known(third) and not known(second)
 
 
 def test_restarts_and_replicas_raise_no_false_alarm() -> None:
