@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -28,10 +29,18 @@ class CustomerHistory:
     """When the same customer's earlier complaints arrived (kept by the routing worker)."""
 
     earlier: tuple[datetime, ...] = ()
+    # Sorted once, so each repeat condition counts by bisection: a busy customer keeps up to 200
+    # complaints, and counting them one by one per rule was a tenth of routing's CPU at a
+    # million complaints from ten thousand customers.
+    _sorted: tuple[datetime, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sorted", tuple(sorted(self.earlier)))
 
     def count_within(self, days: int, *, before: datetime) -> int:
+        """How many arrived in [before - days, before)."""
         since = before - timedelta(days=days)
-        return sum(1 for at in self.earlier if since <= at < before)
+        return bisect_left(self._sorted, before) - bisect_left(self._sorted, since)
 
 
 @functools.cache

@@ -364,6 +364,41 @@ async def test_a_redelivered_complaint_yields_no_second_decision(
     assert types.count("redress.routing.sla_clock_started.v1") == 1
 
 
+async def test_repeat_complaints_count_from_the_customers_history_inside_its_window(
+    service_factory: Callable[..., ServiceProcess],
+    kafka_settings: KafkaSettings,
+    producer: EventProducer,
+) -> None:
+    """The policy's `repeat-complainant` rule (at least 2 earlier complaints in 30 days) sees the
+    worker's per-customer history: a complaint from 40 days ago no longer counts, two recent
+    ones do."""
+    service_factory("routing").start()
+    customer = {"id": f"C-repeat-{uuid.uuid4().hex[:6]}", "tier": "standard"}
+    now = datetime.now(UTC)
+    priorities = []
+    for age in (timedelta(days=40), timedelta(days=3), timedelta(seconds=2), timedelta(0)):
+        complaint_id = uuid.uuid4()
+        data = ComplaintReceived(
+            **quiet_complaint(customer=customer), complaint_id=complaint_id, received_at=now - age
+        )
+        await producer.publish(Envelope.new(data, subject=str(complaint_id), source="/tests"))
+        # One at a time: each is decided before the next arrives, in the order of arrival.
+        events = await wait_for_events(
+            kafka_settings,
+            TopicName.ROUTING,
+            lambda es: bool(of_type(es, "redress.routing.prioritized.v1")),
+            subject=str(complaint_id),
+            what=f"the decision on the complaint received {age} ago",
+        )
+        (prioritized,) = of_type(events, "redress.routing.prioritized.v1")
+        priorities.append(
+            (prioritized.data.priority, "repeat-complainant" in prioritized.data.matched_rules)
+        )
+    # 40 days ago: no history; 3 days ago: one earlier, outside the window; 2 s ago: one
+    # earlier inside it; now: two earlier inside it.
+    assert priorities == [("P4", False), ("P4", False), ("P4", False), ("P2", True)]
+
+
 async def test_a_burst_on_one_product_is_one_incident_resolved_when_it_subsides(
     service_factory: Callable[..., ServiceProcess],
     kafka_settings: KafkaSettings,

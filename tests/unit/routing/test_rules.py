@@ -91,6 +91,19 @@ def test_repeat_complaints_count_only_inside_the_window() -> None:
     assert decide(complaint(), POLICY, old).priority == "P4"
 
 
+@given(
+    offsets_h=st.lists(st.integers(min_value=-2000, max_value=2000), max_size=60),
+    days=st.integers(min_value=0, max_value=60),
+)
+def test_counting_repeat_complaints_by_bisection_counts_each_one_in_the_window(
+    offsets_h: list[int], days: int
+) -> None:
+    earlier = tuple(RECEIVED + timedelta(hours=h) for h in offsets_h)  # any order, duplicates
+    since = RECEIVED - timedelta(days=days)
+    expected = sum(1 for at in earlier if since <= at < RECEIVED)
+    assert CustomerHistory(earlier=earlier).count_within(days, before=RECEIVED) == expected
+
+
 def test_customer_tier_changes_the_queue_never_the_priority() -> None:
     standard = decide(complaint(), POLICY)
     vip = decide(complaint(customer={"id": "C-1", "tier": "vip"}), POLICY)
