@@ -231,10 +231,13 @@ async def observe(
     ce_type: bytes | None,
     timeout_s: float,
     ready: asyncio.Event | None = None,
+    distinct_keys: bool = False,
 ) -> Observed:
     """Count records (of `ce_type`, when given) appearing on `topic` until `expect` or timeout,
-    noting when the first and the last arrived."""
+    noting when the first and the last arrived. `distinct_keys`: count a record key (a
+    complaint) once, however many such records it gets (a complaint prioritized again)."""
     seen = Observed()
+    keys: set[bytes | None] = set()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
@@ -256,6 +259,10 @@ async def observe(
             for records in batches.values():
                 for record in records:
                     if ce_type is None or dict(record.headers or ()).get("ce_type") == ce_type:
+                        if distinct_keys:
+                            if record.key in keys:
+                                continue
+                            keys.add(record.key)
                         seen.count += 1
                         seen.first = seen.first or now
                         seen.last = now
