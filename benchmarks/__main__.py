@@ -481,24 +481,34 @@ async def _run_process_json(cmd: list[str], env: dict[str, str] | None = None) -
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
+async def _prefill_and_watch(
+    bench: Bench, settings: KafkaSettings, n: int, *, ce_type: bytes | None
+) -> asyncio.Task[Any]:
+    """Pre-fill `n` complaints, then watch the decisions topic: a task counting until `n` (of
+    `ce_type`, a complaint once, when given) have appeared, already reading when this returns."""
+    await prefill_complaints(bench.bootstrap, settings.topic(TopicName.COMPLAINTS), n)
+    ready = asyncio.Event()
+    watcher = asyncio.create_task(
+        observe(
+            bench.bootstrap,
+            settings.topic(TopicName.ROUTING),
+            expect=n,
+            ce_type=ce_type,
+            timeout_s=bench.args.timeout,
+            ready=ready,
+            distinct_keys=ce_type is not None,
+        )
+    )
+    await ready.wait()
+    return watcher
+
+
 async def bench_routing(bench: Bench) -> KafkaSettings:
     """Returns the settings of the topics routing filled (the projection input)."""
     n = bench.args.routing_events
     # Baseline: raw consume → produce loop on its own copy of the input.
     pipe = await bench.settings("pipe")
-    await prefill_complaints(bench.bootstrap, pipe.topic(TopicName.COMPLAINTS), n)
-    ready = asyncio.Event()
-    watcher = asyncio.create_task(
-        observe(
-            bench.bootstrap,
-            pipe.topic(TopicName.ROUTING),
-            expect=n,
-            ce_type=None,
-            timeout_s=bench.args.timeout,
-            ready=ready,
-        )
-    )
-    await ready.wait()
+    watcher = await _prefill_and_watch(bench, pipe, n, ce_type=None)
     raw = await _run_process_json(
         python_module(
             "benchmarks.raw_loops",
@@ -523,20 +533,7 @@ async def bench_routing(bench: Bench) -> KafkaSettings:
     shaped_prefix = shaped.topic_prefix + "shaped-"
     for name in ROUTING_SHAPED_TOPICS:
         await create_topic(bench.bootstrap, shaped_prefix + name)
-    await prefill_complaints(bench.bootstrap, shaped.topic(TopicName.COMPLAINTS), n)
-    ready = asyncio.Event()
-    watcher = asyncio.create_task(
-        observe(
-            bench.bootstrap,
-            shaped.topic(TopicName.ROUTING),
-            expect=n,
-            ce_type=PRIORITIZED,
-            timeout_s=bench.args.timeout,
-            ready=ready,
-            distinct_keys=True,
-        )
-    )
-    await ready.wait()
+    watcher = await _prefill_and_watch(bench, shaped, n, ce_type=PRIORITIZED)
     await _run_process_json(
         python_module(
             "benchmarks.raw_loops",
@@ -557,20 +554,7 @@ async def bench_routing(bench: Bench) -> KafkaSettings:
     bench.say(f"raw routing-shaped loops: {same_traffic.rate:.0f} complaints/s")
 
     settings = await bench.settings("routing")
-    await prefill_complaints(bench.bootstrap, settings.topic(TopicName.COMPLAINTS), n)
-    ready = asyncio.Event()
-    watcher = asyncio.create_task(
-        observe(
-            bench.bootstrap,
-            settings.topic(TopicName.ROUTING),
-            expect=n,
-            ce_type=PRIORITIZED,
-            timeout_s=bench.args.timeout,
-            ready=ready,
-            distinct_keys=True,
-        )
-    )
-    await ready.wait()
+    watcher = await _prefill_and_watch(bench, settings, n, ce_type=PRIORITIZED)
     started = time.monotonic()
     routing = bench.service(
         "routing", settings, REDRESS_ROUTING_APP_ID=f"routing-{settings.topic_prefix.strip('.')}"

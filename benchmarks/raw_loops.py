@@ -24,6 +24,17 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
+def _timed(count: int, *, first: float | None, done: float, started: float) -> dict[str, float]:
+    """What a loop reports: `count` events from the first one's arrival (`first`) to `done`."""
+    first = first or done
+    return {
+        "events": count,
+        "seconds": done - first,
+        "wall_seconds": done - started,
+        "events_per_s": count / (done - first) if done > first else 0.0,
+    }
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
@@ -67,13 +78,9 @@ async def consume(
         done = time.monotonic()
     finally:
         await consumer.stop()
-    first = first or done
     return {
-        "events": count,
+        **_timed(count, first=first, done=done, started=started),
         "bytes": value_bytes,
-        "seconds": done - first,
-        "wall_seconds": done - started,
-        "events_per_s": count / (done - first) if done > first else 0.0,
     }
 
 
@@ -120,13 +127,7 @@ async def pipe(
     finally:
         await consumer.stop()
         await producer.stop()
-    first = first or done
-    return {
-        "events": count,
-        "seconds": done - first,
-        "wall_seconds": done - started,
-        "events_per_s": count / (done - first) if done > first else 0.0,
-    }
+    return _timed(count, first=first, done=done, started=started)
 
 
 PRIORITIZED = b"redress.routing.prioritized.v1"
@@ -255,13 +256,7 @@ async def routing_shaped(
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
         await producer.stop()
-    first = first or done
-    return {
-        "events": prioritized,
-        "seconds": done - first,
-        "wall_seconds": done - started,
-        "events_per_s": prioritized / (done - first) if done > first else 0.0,
-    }
+    return _timed(prioritized, first=first, done=done, started=started)
 
 
 def main() -> None:
