@@ -30,8 +30,8 @@ class CustomerHistory:
 
     earlier: tuple[datetime, ...] = ()
     # Sorted once, so each repeat condition counts by bisection: a busy customer keeps up to 200
-    # complaints, and counting them one by one per rule was a tenth of routing's CPU at a
-    # million complaints from ten thousand customers.
+    # complaints, and parsing and counting them one by one took about a fifth of routing's CPU
+    # on a million complaints from 256 customers (py-spy, docs/PERFORMANCE.md).
     _sorted: tuple[datetime, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
