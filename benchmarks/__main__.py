@@ -46,13 +46,12 @@ from benchmarks.harness import (
     saturate,
 )
 from benchmarks.loadgen import percentile
-from benchmarks.raw_loops import ROUTING_SHAPED_TOPICS
+from benchmarks.raw_loops import PRIORITIZED, ROUTING_SHAPED_TOPICS
 from benchmarks.synthetic import fill_event_log
 from tests.support.auth import auth_env, auth_headers
 from tests.support.kafka import create_topics
 from tests.support.services import ServiceProcess, new_service
 
-PRIORITIZED = b"redress.routing.prioritized.v1"
 PROJECTED = (TopicName.COMPLAINTS, TopicName.ROUTING, TopicName.INCIDENTS, TopicName.CASES)
 NO_RATE_LIMIT = {
     "REDRESS_AUTH_RATE_LIMIT_PER_S": "1000000",

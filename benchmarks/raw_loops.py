@@ -22,6 +22,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from redress_events.catalogue import (
+    ComplaintAssigned,
+    ComplaintEscalated,
+    ComplaintLinkedToIncident,
+    ComplaintPrioritized,
+    SlaClockStarted,
+)
 
 
 def _timed(count: int, *, first: float | None, done: float, started: float) -> dict[str, float]:
@@ -130,11 +137,17 @@ async def pipe(
     return _timed(count, first=first, done=done, started=started)
 
 
-PRIORITIZED = b"redress.routing.prioritized.v1"
-ASSIGNED = b"redress.routing.assigned.v1"
-CLOCK_STARTED = b"redress.routing.sla_clock_started.v1"
-LINKED = b"redress.routing.linked_to_incident.v1"
-ESCALATED = b"redress.routing.escalated.v1"
+# The `ce_type` headers routing writes, from the catalogue (the loops copy values, never decode).
+PRIORITIZED, ASSIGNED, CLOCK_STARTED, LINKED, ESCALATED = (
+    cls.event_type.encode()
+    for cls in (
+        ComplaintPrioritized,
+        ComplaintAssigned,
+        SlaClockStarted,
+        ComplaintLinkedToIncident,
+        ComplaintEscalated,
+    )
+)
 # The internal topics routing_shaped writes beside the two shared ones (routing's by-customer and
 # by-product copies and its table changelogs); the caller creates them, `prefix` + name.
 ROUTING_SHAPED_TOPICS = ("by-customer", "by-product", "history-changelog", "clocks-changelog")
@@ -203,7 +216,14 @@ async def routing_shaped(
             ]
         return []
 
-    async def loop(name: str, topics: list[str], handle: Callable[[Any], list[Any]]) -> None:
+    async def loop(
+        name: str,
+        topics: list[str],
+        handle: Callable[[Any], list[Any]],
+        committed: Callable[[int], None] | None = None,
+    ) -> None:
+        """Read `topics` in a group, hand each batch's writes to the producer, await their acks,
+        commit, then tell `committed` how many records the batch had."""
         consumer = AIOKafkaConsumer(
             *topics,
             bootstrap_servers=bootstrap,
@@ -225,8 +245,8 @@ async def routing_shaped(
                 await consumer.commit(
                     {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
                 )
-                if handle is prioritize:
-                    count_prioritized(sum(len(records) for records in batches.values()))
+                if committed is not None:
+                    committed(sum(len(records) for records in batches.values()))
         finally:
             await consumer.stop()
 
@@ -240,21 +260,22 @@ async def routing_shaped(
     started = time.monotonic()
     loops = [
         asyncio.create_task(loop("rekey", [complaints], rekey)),
-        asyncio.create_task(loop("prioritize", [by_customer], prioritize)),
+        asyncio.create_task(loop("prioritize", [by_customer], prioritize, count_prioritized)),
         asyncio.create_task(loop("surge", [by_product], surge)),
         asyncio.create_task(loop("clocks", [complaints, decisions], track_clocks)),
     ]
+    waiting = asyncio.create_task(all_prioritized.wait())
     try:
-        waiting = asyncio.create_task(all_prioritized.wait())
         await asyncio.wait([waiting, *loops], return_when=asyncio.FIRST_COMPLETED)
         for task in loops:
             if task.done():
                 task.result()  # a loop that ended early raised: say why
         done = time.monotonic()
     finally:
+        waiting.cancel()
         for task in loops:
             task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await asyncio.gather(waiting, *loops, return_exceptions=True)
         await producer.stop()
     return _timed(prioritized, first=first, done=done, started=started)
 
@@ -262,25 +283,21 @@ async def routing_shaped(
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.raw_loops")
     sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("consume")
-    c.add_argument("--bootstrap", required=True)
-    c.add_argument("--topics", required=True)
-    c.add_argument("--batch", type=int, default=500)
-    c.add_argument("--decode", action="store_true", help="json.loads every record value")
-    p = sub.add_parser("pipe")
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--source", required=True)
-    p.add_argument("--sink", required=True)
-    p.add_argument("--group", required=True)
-    p.add_argument("--expect", type=int, required=True)
-    p.add_argument("--batch", type=int, default=500)
-    r = sub.add_parser("routing-shaped")
-    r.add_argument("--bootstrap", required=True)
-    r.add_argument("--complaints", required=True)
-    r.add_argument("--decisions", required=True)
-    r.add_argument("--prefix", required=True)
-    r.add_argument("--expect", type=int, required=True)
-    r.add_argument("--batch", type=int, default=500)
+
+    def command(name: str, *required: str, expect: bool = False) -> argparse.ArgumentParser:
+        options = sub.add_parser(name)
+        for option in ("--bootstrap", *required):
+            options.add_argument(option, required=True)
+        if expect:
+            options.add_argument("--expect", type=int, required=True)
+        options.add_argument("--batch", type=int, default=500)
+        return options
+
+    command("consume", "--topics").add_argument(
+        "--decode", action="store_true", help="json.loads every record value"
+    )
+    command("pipe", "--source", "--sink", "--group", expect=True)
+    command("routing-shaped", "--complaints", "--decisions", "--prefix", expect=True)
     args = parser.parse_args()
     if args.command == "routing-shaped":
         result = asyncio.run(
