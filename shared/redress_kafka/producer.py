@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -166,24 +166,17 @@ class EventProducer:
             if self._timeouts_in_a_row >= RENEW_AFTER_TIMEOUTS:
                 await self.renew(reason="repeated timeouts")
 
-    @asynccontextmanager
-    async def _acknowledged(self) -> AsyncIterator[None]:
-        """One produce timeout over handing records to the client and their acknowledgement:
-        waiting for topic metadata or buffer space inside `send()` shares the deadline, so a
-        caller (an HTTP request with a client timeout) hears BrokerUnavailable in bounded time,
-        never a hang. Broker trouble becomes BrokerUnavailable (and may renew the client)."""
-        try:
-            async with asyncio.timeout(self._settings.produce_timeout_s):
-                yield
-        except TimeoutError as exc:
+    async def _broker_trouble(self, exc: Exception) -> BrokerUnavailable | None:
+        """`exc` from handing records to the client or awaiting their acknowledgement, as
+        BrokerUnavailable (renewing the client if that is what it needs), or None when it is not
+        the broker's doing."""
+        if isinstance(exc, TimeoutError):
             await self._after_failure(exc)
-            raise BrokerUnavailable("kafka did not acknowledge in time") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("aiokafka"):
-                await self._after_failure(exc)
-                raise BrokerUnavailable(f"kafka refused: {exc}") from exc
-            raise
-        self._timeouts_in_a_row = 0
+            return BrokerUnavailable("kafka did not acknowledge in time")
+        if type(exc).__module__.startswith("aiokafka"):
+            await self._after_failure(exc)
+            return BrokerUnavailable(f"kafka refused: {exc}")
+        return None
 
     async def publish_many(
         self, envelopes: Iterable[Envelope[Any]], *, extra_headers: Sequence[tuple[str, bytes]] = ()
@@ -194,15 +187,28 @@ class EventProducer:
         idempotency digest), not attributes of the event, so outside its hash chain."""
         producer = await self._connected()
         chain = self._chain.batch()
-        async with self._acknowledged():
-            futures = []
-            for envelope in envelopes:
-                key, value, headers = encode_envelope(envelope)
-                headers = chain.seal(headers=headers, value=value)
-                headers.extend(extra_headers)
-                topic = self._settings.topic(envelope.topic)
-                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
-            results = list(await asyncio.gather(*futures))
+        # One produce timeout over handing records to the client and their acknowledgement:
+        # waiting for topic metadata or buffer space inside `send()` shares the deadline, so a
+        # caller (an HTTP request with a client timeout) hears BrokerUnavailable in bounded time,
+        # never a hang. (Written out rather than as a context manager: this is intake's hot path.)
+        try:
+            async with asyncio.timeout(self._settings.produce_timeout_s):
+                futures = []
+                for envelope in envelopes:
+                    key, value, headers = encode_envelope(envelope)
+                    headers = chain.seal(headers=headers, value=value)
+                    headers.extend(extra_headers)
+                    topic = self._settings.topic(envelope.topic)
+                    futures.append(
+                        await producer.send(topic, value=value, key=key, headers=headers)
+                    )
+                results = await _all_of(futures)
+        except Exception as exc:
+            trouble = await self._broker_trouble(exc)
+            if trouble is None:
+                raise
+            raise trouble from exc
+        self._timeouts_in_a_row = 0
         chain.commit()  # only acknowledged events become the heads later events link to
         return results
 
@@ -224,12 +230,19 @@ class EventProducer:
         """`send_raw` for many (topic, key, value, headers) records: all are handed to the client
         first (in order, so per partition they keep it), then acknowledged together."""
         producer = await self._connected()
-        async with self._acknowledged():
-            futures = [
-                await producer.send(topic, value=value, key=key, headers=headers)
-                for topic, key, value, headers in records
-            ]
-            results = list(await asyncio.gather(*futures))
+        try:
+            async with asyncio.timeout(self._settings.produce_timeout_s):  # as publish_many
+                futures = [
+                    await producer.send(topic, value=value, key=key, headers=headers)
+                    for topic, key, value, headers in records
+                ]
+                results = await _all_of(futures)
+        except Exception as exc:
+            trouble = await self._broker_trouble(exc)
+            if trouble is None:
+                raise
+            raise trouble from exc
+        self._timeouts_in_a_row = 0
         return results
 
     async def is_connected(self, *, timeout_s: float = 2.0) -> bool:
@@ -245,3 +258,10 @@ class EventProducer:
             return bool(await asyncio.wait_for(client.fetch_all_metadata(), timeout=timeout_s))
         except Exception:
             return False
+
+
+async def _all_of(futures: list[asyncio.Future[RecordMetadata]]) -> list[RecordMetadata]:
+    """Every acknowledgement, in order; one alone is awaited without `gather`'s extra future."""
+    if len(futures) == 1:
+        return [await futures[0]]
+    return list(await asyncio.gather(*futures))

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 from redress_intake.app import create_app
 from redress_kafka.producer import EventProducer
@@ -137,6 +138,10 @@ async def test_a_valid_submission_gets_the_same_answer_and_event(content_type: s
         )
         assert first.status_code == 202 and again.status_code == 202
         assert again.headers["idempotent-replayed"] == "true"
+        # The 202 body is written by hand: byte for byte what JSONResponse would render.
+        assert first.content == JSONResponse(first.json()).body
+        assert first.headers["content-type"] == "application/json"
+        assert first.headers["content-length"] == str(len(first.content))
         assert conflict.status_code == 409
         assert len(kafka.records) == 1
         key, value, record_headers = kafka.records[0]

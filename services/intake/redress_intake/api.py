@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, StringConstraints
 from redress_events.catalogue import ComplaintSubmission
 from redress_kafka.producer import BrokerUnavailable, EventProducer
@@ -64,7 +64,7 @@ async def submit_complaint(
     submission: ComplaintSubmission,
     request: Request,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     return await answer(
         submission,
         state=request.app.state,
@@ -75,7 +75,7 @@ async def submit_complaint(
 
 async def answer(
     submission: ComplaintSubmission, *, state: Any, caller: str, idempotency_key: str | None
-) -> JSONResponse:
+) -> Response:
     """The answer to a valid submission (the route above and `redress_intake.fastlane`)."""
     settings: IntakeSettings = state.settings
     producer: EventProducer = state.producer
@@ -101,8 +101,10 @@ async def answer(
             status_code=status.HTTP_409_CONFLICT,
         )
     headers = {"Idempotent-Replayed": "true"} if receipt.replayed else {}
-    return JSONResponse(
-        {"complaint_id": str(receipt.complaint_id)},
+    # The bytes JSONResponse renders for {"complaint_id": ...}, without its json.dumps per request.
+    return Response(
+        b'{"complaint_id":"' + str(receipt.complaint_id).encode() + b'"}',
         status_code=status.HTTP_202_ACCEPTED,
         headers=headers,
+        media_type="application/json",
     )
