@@ -1,6 +1,6 @@
-"""intake builds ComplaintReceived from an already validated submission without validating it
-again (its hot path). These hold that shortcut to what validation would have built: the same
-model, the same record bytes, the same chain digest."""
+"""intake builds ComplaintReceived from the validated submission's own values (its hot path,
+see `build_received_event`). These hold it to the event validation builds from the submission as
+a caller sent it: the same model, the same record bytes, the same chain digest."""
 
 from __future__ import annotations
 

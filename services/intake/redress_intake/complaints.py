@@ -50,17 +50,17 @@ def build_received_event(
     received_at: datetime | None = None,
 ) -> Envelope[ComplaintReceived]:
     received_at = received_at or datetime.now(UTC)
-    # Built without validating again: the submission is a validated ComplaintSubmission (its
-    # nested models validated instances) and the other fields are made here with their types,
-    # so validation could only repeat what was done (a tenth of intake's CPU per request).
-    # tests/unit/intake/test_received_event.py holds it equal to the validated event.
-    data = ComplaintReceived.model_construct(
-        **dict(submission),
+    # The submission's fields as they are: its `__dict__` holds the validated values (nested
+    # models as instances, which pydantic takes without validating them again). Not
+    # `dict(submission)`: that first looks for a `keys` attribute, and pydantic's failed attribute
+    # lookup cost more than validating the whole event (5 µs against 10 µs per event built).
+    data = ComplaintReceived(
+        **submission.__dict__,
         complaint_id=complaint_id,
         received_at=received_at,
         submitted_via=submitted_via,
     )
-    return _RECEIVED_ENVELOPE.model_construct(
+    return _RECEIVED_ENVELOPE(
         id=event_id,
         source=source,
         type=data.event_type,
