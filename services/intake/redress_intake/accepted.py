@@ -4,7 +4,7 @@ every replica, and to this one after a restart, whichever replica accepted it.
 
 No consumer group. At start it reads back `ttl_s` (at most `max_keys` records per partition)
 and marks the store complete once it reaches the end offsets seen at start; then it follows the
-end of the topic, milliseconds behind the writes.
+end of the topic, about `FETCH_MAX_WAIT_MS` (25 ms) behind the writes.
 """
 
 from __future__ import annotations
