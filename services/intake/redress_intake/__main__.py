@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 from redress_config import load_settings
+from redress_config.allocator import keep_large_buffers_off_the_heap
 from redress_config.lifecycle import exit_zero_after_sigterm
 from redress_observability.logs import configure_logging
 
@@ -12,6 +13,7 @@ from redress_intake.settings import IntakeSettings
 
 
 def main() -> None:
+    keep_large_buffers_off_the_heap()  # before anything allocates: see its module
     settings = load_settings(IntakeSettings, service="intake")
     configure_logging("intake", settings.log_level)
     exit_zero_after_sigterm()

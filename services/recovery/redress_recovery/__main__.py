@@ -6,6 +6,7 @@ import sys
 
 import uvicorn
 from redress_config import EXIT_CONFIG_ERROR, load_settings
+from redress_config.allocator import keep_large_buffers_off_the_heap
 from redress_config.lifecycle import exit_zero_after_sigterm
 from redress_observability.logs import configure_logging
 
@@ -15,6 +16,7 @@ from redress_recovery.settings import RecoverySettings
 
 
 def main() -> None:
+    keep_large_buffers_off_the_heap()  # before anything allocates: see its module
     settings = load_settings(RecoverySettings, service="recovery")
     configure_logging("recovery", settings.log_level)
     try:

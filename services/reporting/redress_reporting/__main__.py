@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 from redress_config import load_settings
+from redress_config.allocator import keep_large_buffers_off_the_heap
 from redress_config.lifecycle import exit_zero_after_sigterm
 from redress_observability.logs import configure_logging
 
@@ -13,6 +14,7 @@ from redress_reporting.settings import ReportingSettings
 
 
 def main() -> None:
+    keep_large_buffers_off_the_heap()  # before anything allocates: see its module
     settings = load_settings(ReportingSettings, service="reporting")
     configure_logging("reporting", settings.log_level)
     exit_zero_after_sigterm()

@@ -7,6 +7,7 @@ import sys
 
 from faust.worker import Worker
 from redress_config import load_settings
+from redress_config.allocator import keep_large_buffers_off_the_heap
 from redress_observability.logs import configure_logging
 
 from redress_routing.app import create_app
@@ -42,6 +43,7 @@ class JsonLoggingWorker(Worker):
 
 
 def main() -> None:
+    keep_large_buffers_off_the_heap()  # before anything allocates: see its module
     settings = load_settings(RoutingSettings, service="routing")
     try:
         app = create_app(settings)
