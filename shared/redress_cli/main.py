@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from redress_config.allocator import keep_large_buffers_off_the_heap
 
 app = typer.Typer(
     name="redress",
@@ -24,6 +25,7 @@ app.add_typer(audit_app, name="audit")
 @app.callback()
 def redress() -> None:
     """Redress operations: audit history, rebuild and verify read models, dead letters."""
+    keep_large_buffers_off_the_heap()  # rebuilds and audits read whole logs: see its module
 
 
 @app.command()
