@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -166,17 +166,27 @@ class EventProducer:
             if self._timeouts_in_a_row >= RENEW_AFTER_TIMEOUTS:
                 await self.renew(reason="repeated timeouts")
 
-    async def _broker_trouble(self, exc: Exception) -> BrokerUnavailable | None:
-        """`exc` from handing records to the client or awaiting their acknowledgement, as
-        BrokerUnavailable (renewing the client if that is what it needs), or None when it is not
-        the broker's doing."""
-        if isinstance(exc, TimeoutError):
+    async def _acknowledged(
+        self, send_all: Callable[[], Awaitable[list[RecordMetadata]]]
+    ) -> list[RecordMetadata]:
+        """`send_all()` under one produce timeout, over handing records to the client and their
+        acknowledgement: waiting for topic metadata or buffer space inside `send()` shares the
+        deadline, so a caller (an HTTP request with a client timeout) hears BrokerUnavailable in
+        bounded time, never a hang. Broker trouble becomes BrokerUnavailable (and may renew the
+        client). A plain coroutine, not a generator-based context manager: intake's hot path."""
+        try:
+            async with asyncio.timeout(self._settings.produce_timeout_s):
+                results = await send_all()
+        except TimeoutError as exc:
             await self._after_failure(exc)
-            return BrokerUnavailable("kafka did not acknowledge in time")
-        if type(exc).__module__.startswith("aiokafka"):
-            await self._after_failure(exc)
-            return BrokerUnavailable(f"kafka refused: {exc}")
-        return None
+            raise BrokerUnavailable("kafka did not acknowledge in time") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiokafka"):
+                await self._after_failure(exc)
+                raise BrokerUnavailable(f"kafka refused: {exc}") from exc
+            raise
+        self._timeouts_in_a_row = 0
+        return results
 
     async def publish_many(
         self, envelopes: Iterable[Envelope[Any]], *, extra_headers: Sequence[tuple[str, bytes]] = ()
@@ -187,28 +197,18 @@ class EventProducer:
         idempotency digest), not attributes of the event, so outside its hash chain."""
         producer = await self._connected()
         chain = self._chain.batch()
-        # One produce timeout over handing records to the client and their acknowledgement:
-        # waiting for topic metadata or buffer space inside `send()` shares the deadline, so a
-        # caller (an HTTP request with a client timeout) hears BrokerUnavailable in bounded time,
-        # never a hang. (Written out rather than as a context manager: this is intake's hot path.)
-        try:
-            async with asyncio.timeout(self._settings.produce_timeout_s):
-                futures = []
-                for envelope in envelopes:
-                    key, value, headers = encode_envelope(envelope)
-                    headers = chain.seal(headers=headers, value=value)
-                    headers.extend(extra_headers)
-                    topic = self._settings.topic(envelope.topic)
-                    futures.append(
-                        await producer.send(topic, value=value, key=key, headers=headers)
-                    )
-                results = await _all_of(futures)
-        except Exception as exc:
-            trouble = await self._broker_trouble(exc)
-            if trouble is None:
-                raise
-            raise trouble from exc
-        self._timeouts_in_a_row = 0
+
+        async def send_all() -> list[RecordMetadata]:
+            futures = []
+            for envelope in envelopes:
+                key, value, headers = encode_envelope(envelope)
+                headers = chain.seal(headers=headers, value=value)
+                headers.extend(extra_headers)
+                topic = self._settings.topic(envelope.topic)
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+            return await _all_of(futures)
+
+        results = await self._acknowledged(send_all)
         chain.commit()  # only acknowledged events become the heads later events link to
         return results
 
@@ -230,20 +230,16 @@ class EventProducer:
         """`send_raw` for many (topic, key, value, headers) records: all are handed to the client
         first (in order, so per partition they keep it), then acknowledged together."""
         producer = await self._connected()
-        try:
-            async with asyncio.timeout(self._settings.produce_timeout_s):  # as publish_many
-                futures = [
+
+        async def send_all() -> list[RecordMetadata]:
+            return await _all_of(
+                [
                     await producer.send(topic, value=value, key=key, headers=headers)
                     for topic, key, value, headers in records
                 ]
-                results = await _all_of(futures)
-        except Exception as exc:
-            trouble = await self._broker_trouble(exc)
-            if trouble is None:
-                raise
-            raise trouble from exc
-        self._timeouts_in_a_row = 0
-        return results
+            )
+
+        return await self._acknowledged(send_all)
 
     async def is_connected(self, *, timeout_s: float = 2.0) -> bool:
         """True when the broker answers a metadata request now."""
