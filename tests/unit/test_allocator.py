@@ -12,7 +12,6 @@ import sys
 import textwrap
 
 import pytest
-from redress_config.allocator import keep_large_buffers_off_the_heap
 
 pytestmark = pytest.mark.skipif(
     not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="glibc 2.33 or later only"
@@ -72,10 +71,3 @@ def test_a_fixed_threshold_keeps_freed_buffers_from_fragmenting_the_heap() -> No
 
 def test_the_operators_own_threshold_is_left_alone() -> None:
     assert run("fixed", MALLOC_MMAP_THRESHOLD_="65536")["fixed"] is False
-
-
-def test_it_is_set_in_this_process_too() -> None:
-    # Idempotent, and what every service's main() calls.
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        pytest.skip("the environment sets the threshold")
-    assert keep_large_buffers_off_the_heap() is True

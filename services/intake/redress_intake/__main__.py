@@ -13,7 +13,7 @@ from redress_intake.settings import IntakeSettings
 
 
 def main() -> None:
-    keep_large_buffers_off_the_heap()  # before anything allocates: see its module
+    keep_large_buffers_off_the_heap()  # first, before any Kafka buffer: see its module
     settings = load_settings(IntakeSettings, service="intake")
     configure_logging("intake", settings.log_level)
     exit_zero_after_sigterm()

@@ -16,7 +16,7 @@ from redress_recovery.settings import RecoverySettings
 
 
 def main() -> None:
-    keep_large_buffers_off_the_heap()  # before anything allocates: see its module
+    keep_large_buffers_off_the_heap()  # first, before any Kafka buffer: see its module
     settings = load_settings(RecoverySettings, service="recovery")
     configure_logging("recovery", settings.log_level)
     try:

@@ -14,7 +14,7 @@ from redress_reporting.settings import ReportingSettings
 
 
 def main() -> None:
-    keep_large_buffers_off_the_heap()  # before anything allocates: see its module
+    keep_large_buffers_off_the_heap()  # first, before any Kafka buffer: see its module
     settings = load_settings(ReportingSettings, service="reporting")
     configure_logging("reporting", settings.log_level)
     exit_zero_after_sigterm()

@@ -43,7 +43,7 @@ class JsonLoggingWorker(Worker):
 
 
 def main() -> None:
-    keep_large_buffers_off_the_heap()  # before anything allocates: see its module
+    keep_large_buffers_off_the_heap()  # first, before any Kafka buffer: see its module
     settings = load_settings(RoutingSettings, service="routing")
     try:
         app = create_app(settings)
